@@ -1,0 +1,91 @@
+"""Flatten a DICOM dataset into one row per element, sequences and private blocks included."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag
+
+# Binary VRs hold pixel data, lookup tables and vendor blobs: the table records their length,
+# not their bytes.
+BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+METADATA_COLUMNS = (
+    "file", "path", "tag", "keyword", "vr", "vm", "value", "length", "private_creator", "depth",
+)
+
+
+@dataclass(frozen=True)
+class ElementRow:
+    file: str
+    path: str  # e.g. "(0008,1140)[0].(0008,1155)": where the element sits among sequence items
+    tag: str  # "(gggg,eeee)", upper-case hex
+    keyword: str
+    vr: str
+    vm: int
+    value: str | None
+    length: int
+    private_creator: str | None
+    depth: int
+
+
+def format_tag(tag: BaseTag) -> str:
+    return f"({tag.group:04X},{tag.element:04X})"
+
+
+def value_as_text(elem: DataElement) -> str | None:
+    """The element's value as DICOM would print it (multi-values joined by a backslash)."""
+    if elem.VR in BINARY_VRS or elem.VR == "SQ" or elem.value is None:
+        return None
+    value = elem.value
+    if isinstance(value, MultiValue | list | tuple):
+        return "\\".join(str(v) for v in value)
+    if isinstance(value, bytes):
+        return None
+    return str(value)
+
+
+def value_length(elem: DataElement) -> int:
+    value = elem.value
+    if value is None:
+        return 0
+    if elem.VR == "SQ":
+        return len(value)
+    if isinstance(value, bytes | str):
+        return len(value)
+    return len(value_as_text(elem) or "")
+
+
+def private_creator_of(ds: Dataset, elem: DataElement) -> str | None:
+    tag = elem.tag
+    if not tag.is_private or tag.is_private_creator:
+        return None
+    creator_tag = BaseTag((tag.group << 16) | (tag.element >> 8))
+    creator = ds.get(creator_tag)
+    return str(creator.value) if creator is not None else None
+
+
+def iter_element_rows(ds: Dataset, file: str, prefix: str = "", depth: int = 0) -> Iterator[ElementRow]:
+    """Every element of `ds` (file meta first, then the dataset), depth first through sequences."""
+    if depth == 0 and getattr(ds, "file_meta", None) is not None:
+        yield from iter_element_rows(ds.file_meta, file, prefix, depth)
+    for elem in ds:
+        path = f"{prefix}{format_tag(elem.tag)}"
+        yield ElementRow(
+            file=file,
+            path=path,
+            tag=format_tag(elem.tag),
+            keyword=elem.keyword or "",
+            vr=elem.VR,
+            vm=elem.VM,
+            value=value_as_text(elem),
+            length=value_length(elem),
+            private_creator=private_creator_of(ds, elem),
+            depth=depth,
+        )
+        if elem.VR == "SQ" and elem.value is not None:
+            for index, item in enumerate(elem.value):
+                yield from iter_element_rows(item, file, f"{path}[{index}].", depth + 1)
