@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
+import pandas as pd
+import pydicom
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -89,3 +92,14 @@ def iter_element_rows(ds: Dataset, file: str, prefix: str = "", depth: int = 0) 
         if elem.VR == "SQ" and elem.value is not None:
             for index, item in enumerate(elem.value):
                 yield from iter_element_rows(item, file, f"{path}[{index}].", depth + 1)
+
+
+def read_element_rows(path: Path, file: str) -> list[ElementRow]:
+    """All element rows of one file (pixel data excluded), parsed in full so that a value that
+    breaks the parser surfaces here, per file, rather than later."""
+    ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    return list(iter_element_rows(ds, file))
+
+
+def metadata_frame(rows: list[ElementRow]) -> pd.DataFrame:
+    return pd.DataFrame([asdict(row) for row in rows], columns=list(METADATA_COLUMNS))

@@ -1,0 +1,31 @@
+# Two commands on a fresh machine: `make demo` (install, then run the main job on embedded
+# defaults) and `make test`. Everything installs into .venv from the pinned constraints.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test ui validate-defs clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,ner]"
+	touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/deid-pipeline demo
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+ui: $(STAMP)
+	mkdir -p .dagster_home
+	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev -w workspace.yaml
+
+validate-defs: $(STAMP)
+	$(BIN)/dagster definitions validate -w workspace.yaml
+
+clean:
+	rm -rf data .dagster_home

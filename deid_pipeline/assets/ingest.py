@@ -1,0 +1,41 @@
+"""Stage 1: what arrived in a day's drop folder."""
+
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+
+from deid_pipeline.partitions import ingest_days
+from deid_pipeline.resources import DataLake
+
+
+@asset(
+    partitions_def=ingest_days,
+    group_name="ingest",
+    kinds={"dicom", "parquet"},
+    owners=["team:imaging-data"],
+    description=(
+        "The DICOM files and slides dropped into `incoming/<day>/`: a manifest with one row per "
+        "file (size, SHA-256, modality, SOP class, transfer syntax, readable or why not)."
+    ),
+)
+def incoming_dicom(context: AssetExecutionContext, lake: DataLake) -> MaterializeResult:
+    from deid_pipeline.core.ingest import build_manifest
+
+    folder = lake.incoming(context.partition_key)
+    if not folder.is_dir():
+        raise Failure(description=f"no drop folder for {context.partition_key}: {folder}")
+    manifest = build_manifest(folder)
+    path = lake.write_table("incoming_dicom", context.partition_key, manifest)
+    modalities = manifest["modality"].fillna("(none)").value_counts().sort_index()
+    return MaterializeResult(
+        metadata={
+            "files": len(manifest),
+            "bytes": MetadataValue.int(int(manifest["size"].sum())),
+            "dicom_files": int((manifest["kind"] == "dicom").sum()),
+            "slides": int((manifest["kind"] == "slide").sum()),
+            "unreadable": int((~manifest["readable"]).sum()),
+            "modalities": MetadataValue.md(
+                "| modality | files |\n|---|---|\n"
+                + "\n".join(f"| {m} | {n} |" for m, n in modalities.items())
+            ),
+            "table": MetadataValue.path(str(path)),
+        }
+    )

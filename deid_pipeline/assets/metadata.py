@@ -1,0 +1,45 @@
+"""Stage 2: every element of every file, as a table."""
+
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from deid_pipeline.assets.ingest import incoming_dicom
+from deid_pipeline.partitions import ingest_days
+from deid_pipeline.resources import DataLake
+
+
+@asset(
+    deps=[incoming_dicom],
+    partitions_def=ingest_days,
+    group_name="ingest",
+    kinds={"dicom", "parquet", "duckdb"},
+    owners=["team:imaging-data"],
+    description=(
+        "One row per DICOM element of every readable file, before de-identification: tag, "
+        "keyword, VR, VM, value as text, its path through sequence items, private creator. "
+        "Holds PHI: it stays inside the data root."
+    ),
+)
+def dicom_metadata(context: AssetExecutionContext, lake: DataLake) -> MaterializeResult:
+    from deid_pipeline.core.metadata import metadata_frame, read_element_rows
+
+    manifest = lake.read_table("incoming_dicom", context.partition_key)
+    folder = lake.incoming(context.partition_key)
+    rows, failed = [], 0
+    for relpath in manifest.loc[manifest["readable"] & (manifest["kind"] == "dicom"), "relpath"]:
+        try:
+            rows.extend(read_element_rows(folder / relpath, relpath))
+        # The deid stage quarantines such a file with its reason; here it is only counted.
+        except Exception:  # noqa: BLE001
+            failed += 1
+    frame = metadata_frame(rows)
+    path = lake.write_table("dicom_metadata", context.partition_key, frame)
+    return MaterializeResult(
+        metadata={
+            "files": int(frame["file"].nunique()),
+            "elements": len(frame),
+            "unparsable_files": failed,
+            "elements_in_sequences": int((frame["depth"] > 0).sum()),
+            "private_elements": int(frame["private_creator"].notna().sum()),
+            "table": MetadataValue.path(str(path)),
+        }
+    )

@@ -1,0 +1,118 @@
+"""The `deid-pipeline` command.
+
+Exit codes users script against: 0 all went well, 1 the run failed, 2 usage error (bad arguments,
+missing or unwritable folders), 3 some input went to quarantine. Errors are one line on stderr,
+never a traceback: a traceback can quote values from the files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+DEBUG_ENV = "DEID_DEBUG"
+
+
+class UsageError(Exception):
+    """Bad arguments or paths: reported in one line, exit 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would print the whole usage block
+        raise UsageError(message)
+
+
+def writable_folder(value: str) -> Path:
+    folder = Path(value)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create output folder {folder}: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"output folder is not writable: {folder}")
+    return folder
+
+
+def partition_day(value: str) -> str:
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise UsageError(f"not a day (YYYY-MM-DD): {value}") from None
+
+
+def positive_int(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise UsageError(f"not a positive whole number: {value}")
+    return int(value)
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from deid_pipeline.core.synth import generate_corpus
+
+    out = writable_folder(args.out)
+    summary = generate_corpus(out, patients=args.patients, seed=args.seed)
+    print(f"synth: {summary.files} DICOM files, {summary.patients} patients, "
+          f"{summary.studies} studies, {summary.series} series in {out}; "
+          f"answer key {summary.answer_key}")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from deid_pipeline.demo import run_demo
+    from deid_pipeline.resources import default_data_root
+
+    data_root = writable_folder(args.data_root or default_data_root())
+    report = run_demo(data_root=data_root, partition=args.partition, patients=args.patients,
+                      seed=args.seed)
+    print(report)
+    return EXIT_OK if report.succeeded else EXIT_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="deid-pipeline", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    synth = commands.add_parser("synth", help="generate a synthetic MIDI-B-style DICOM corpus")
+    synth.add_argument("out", help="folder to write the corpus into")
+    synth.add_argument("--patients", type=positive_int, default=12)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.set_defaults(run=cmd_synth)
+
+    demo = commands.add_parser(
+        "demo", help="generate a corpus into today's drop folder and materialize the graph for it")
+    demo.add_argument("--data-root", default=None,
+                      help="data root (default: $DEID_DATA_ROOT or ./data)")
+    demo.add_argument("--partition", type=partition_day, default=dt.date.today().isoformat())
+    demo.add_argument("--patients", type=positive_int, default=12)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(run=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.run(args)
+    except UsageError as exc:
+        print(f"deid-pipeline: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("deid-pipeline: interrupted", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(f"deid-pipeline: error: {type(exc).__name__} (set {DEBUG_ENV}=1 for details)",
+              file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
