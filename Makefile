@@ -22,6 +22,9 @@ test: $(STAMP)
 
 ui: $(STAMP)
 	mkdir -p .dagster_home
+	@# The demo's key, unless the environment brings one.
+	if [ -z "$$DEID_SECRET$$DEID_SECRET_FILE" ]; then \
+		export DEID_SECRET_FILE=$(CURDIR)/.dagster_home/deid_secret; fi; \
 	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev -w workspace.yaml
 
 validate-defs: $(STAMP)

@@ -8,15 +8,19 @@ JPEG 2000 through pylibjpeg-openjpeg); imagecodecs (libjpeg-turbo, OpenJPH) for 
 JPEG Lossless SV1 and HTJ2K, which pydicom cannot encode.
 
 Photometric rule: colour is written as given (RGB or YBR_FULL) except where the syntax transforms
-it. JPEG Baseline converts RGB to YCbCr with 4:2:2 chroma subsampling (YBR_FULL_422); JPEG 2000
+it. JPEG Baseline codes colour as YCbCr with 4:2:2 chroma subsampling (YBR_FULL_422); JPEG 2000
 and HTJ2K apply the multi-component transform to RGB (YBR_RCT when reversible, YBR_ICT when
-irreversible), the usual way to get good colour compression. YBR_FULL input is never transformed.
+irreversible), the usual way to get good colour compression, and keep YBR_FULL as it is.
 Compressed syntaxes always write Planar Configuration 0; native syntaxes keep the dataset's value.
+
+HTJ2K codestreams declare the container precision (8 or 16 bits) rather than Bits Stored, since
+imagecodecs takes the precision from the array dtype; pydicom decodes them exactly.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import imagecodecs
 import numpy as np
@@ -28,12 +32,17 @@ from pydicom.pixels import get_encoder
 from pydicom.pixels.utils import as_pixel_options
 from pydicom.valuerep import VR
 
-JPEG_BASELINE_QUALITY = 90  # libjpeg quality scale; near-transparent for 8-bit images
-JPEG_LS_NEAR_LOSSLESS_ERROR = 2  # largest absolute difference per sample (NEAR)
-J2K_COMPRESSION_RATIO = 10  # one quality layer at 10:1
-# OpenJPH's irreversible base step, as a fraction of the stored sample range. imagecodecs codes
+# Lossy settings aim at "visually lossless" (PSNR of roughly 40-50 dB on 8-bit images), since
+# redacted images may be compressed again downstream.
+JPEG_BASELINE_QUALITY = 90  # libjpeg scale, with 4:2:2 chroma
+JPEG_LS_NEAR_LOSSLESS_ERROR = 2  # NEAR: the largest absolute difference per sample
+# One quality layer at a PSNR target rather than a ratio: the same ratio gives ~30 dB on noisy
+# colour images and ~75 dB on CT.
+J2K_PSNR_DB = 45
+# OpenJPH has no rate control; this is its irreversible base step as a fraction of the stored
+# sample range (44-51 dB on 8-bit test images, 53-60 dB on 12/16-bit ones). imagecodecs codes
 # samples at their container precision (8 or 16 bits), so the step is rescaled to Bits Stored.
-HTJ2K_QUANTIZATION_STEP = 1 / 512
+HTJ2K_QUANTIZATION_STEP = 1 / 128
 HTJ2K_DEFAULT_DECOMPOSITIONS = 5  # OpenJPH's default
 # PS3.5 10.18: an RPCL stream has enough decompositions for a base resolution of <= 64 pixels.
 RPCL_THUMBNAIL_SIZE = 64
@@ -43,18 +52,15 @@ NATIVE_SYNTAXES = frozenset(
 )
 # pydicom plugin and the options it needs for each syntax it encodes.
 PYDICOM_ENCODED: dict[str, tuple[str, dict[str, object]]] = {
-    uid.RLELossless: ("pylibjpeg", {}),  # pylibjpeg-rle: ~10x faster than pydicom's own RLE
+    uid.RLELossless: ("pylibjpeg", {}),
     uid.JPEGLSLossless: ("pyjpegls", {}),
     uid.JPEGLSNearLossless: ("pyjpegls", {"jls_error": JPEG_LS_NEAR_LOSSLESS_ERROR}),
     uid.JPEG2000Lossless: ("pylibjpeg", {}),
-    uid.JPEG2000: ("pylibjpeg", {"j2k_cr": [J2K_COMPRESSION_RATIO]}),
+    uid.JPEG2000: ("pylibjpeg", {"j2k_psnr": [J2K_PSNR_DB]}),
 }
 HTJ2K_SYNTAXES = frozenset({uid.HTJ2KLossless, uid.HTJ2KLosslessRPCL, uid.HTJ2K})
-ENCODABLE_SYNTAXES: frozenset[str] = (
-    NATIVE_SYNTAXES
-    | PYDICOM_ENCODED.keys()
-    | HTJ2K_SYNTAXES
-    | {uid.JPEGBaseline8Bit, uid.JPEGLosslessSV1}
+ENCODABLE_SYNTAXES: frozenset[str] = frozenset(
+    {*NATIVE_SYNTAXES, *PYDICOM_ENCODED, *HTJ2K_SYNTAXES, uid.JPEGBaseline8Bit, uid.JPEGLosslessSV1}
 )
 # PS3.3 C.7.6.1.1.5: Lossy Image Compression Method of each lossy syntax.
 LOSSY_METHODS = {
@@ -71,7 +77,11 @@ INPUT_PHOTOMETRICS = frozenset({"MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "
 
 def encodable(ds: Dataset, transfer_syntax: str) -> str | None:
     """None when `encode_pixels` can write ds's pixel description in that syntax, else a short
-    reason."""
+    reason.
+
+    The limits are those of the encoders and of pydicom's decoders, found by round-tripping
+    descriptions of 1 to 24 bits through a file, narrowed by PS3.5 section 8.2.
+    """
     if transfer_syntax not in ENCODABLE_SYNTAXES:
         return f"no encoder for transfer syntax {transfer_syntax}"
     name = uid.UID(transfer_syntax).name
@@ -83,33 +93,45 @@ def encodable(ds: Dataset, transfer_syntax: str) -> str | None:
     if photometric not in INPUT_PHOTOMETRICS:
         return f"input Photometric Interpretation {photometric} is not supported"
     if samples != (1 if photometric in ("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR") else 3):
-        return f"{photometric} needs {1 if samples == 3 else 3} samples per pixel, not {samples}"
+        return f"{photometric} does not have {samples} samples per pixel"
     if bits_allocated not in (8, 16, 32):
         return f"Bits Allocated {bits_allocated} is not 8, 16 or 32"
     if bits_stored is None or not 1 <= bits_stored <= bits_allocated:
         return f"Bits Stored {bits_stored} does not fit Bits Allocated {bits_allocated}"
-    if samples == 3 and signed:
-        return "colour samples must be unsigned"
+    if signed and photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        return f"{photometric} samples must be unsigned"
     if transfer_syntax in NATIVE_SYNTAXES:
         return None
     if photometric == "PALETTE COLOR" and transfer_syntax in LOSSY_METHODS:
         return f"{name} is lossy and would corrupt PALETTE COLOR indices"
-    if bits_stored > 16:
-        return f"{name} holds at most 16-bit samples"
+    if transfer_syntax == uid.JPEG2000Lossless and photometric != "PALETTE COLOR":
+        # pylibjpeg-openjpeg codes up to 24 bits losslessly. Its irreversible path breaks beyond
+        # 20 bits, OpenJPEG cannot decode OpenJPH's 32-bit streams, and pydicom's RLE, JPEG-LS
+        # and palette profiles stop at 16 bits, so the rest keep to 8- and 16-bit containers.
+        if bits_stored > 24:
+            return f"{name} holds at most 24-bit samples"
+    elif bits_allocated == 32:
+        return f"{name} holds samples of Bits Allocated 8 or 16 only"
     if transfer_syntax == uid.JPEGBaseline8Bit:
-        if bits_stored != 8 or signed:
+        if bits_allocated != 8 or bits_stored != 8 or signed:
             return "JPEG Baseline holds 8-bit unsigned samples only"
-    elif transfer_syntax in (uid.JPEGLSLossless, uid.JPEGLSNearLossless):
-        if bits_stored < 2:
-            return "JPEG-LS needs at least 2 bits per sample"
-        if photometric == "YBR_FULL" and bits_stored > 8:
-            return "JPEG-LS holds YBR_FULL at 8 bits per sample only"
-    elif transfer_syntax == uid.JPEGLosslessSV1:
-        if bits_stored < 2:
-            return "JPEG Lossless needs at least 2 bits per sample"
-    elif transfer_syntax == uid.RLELossless:
-        if photometric == "YBR_FULL" and bits_stored > 8:
-            return "RLE holds YBR_FULL at 8 bits per sample only"
+    lossless_jpeg_or_rle = transfer_syntax in (uid.JPEGLosslessSV1, uid.RLELossless)
+    if lossless_jpeg_or_rle and bits_stored <= 8 < bits_allocated:
+        # pydicom encodes such samples in one byte but decodes them expecting two.
+        return f"{name} needs Bits Allocated 8 for {bits_stored}-bit samples"
+    if transfer_syntax in (uid.JPEGLosslessSV1, uid.JPEGLSLossless) and bits_stored < 2:
+        return f"{name} needs at least 2 bits per sample"
+    if transfer_syntax == uid.JPEGLSNearLossless:
+        if signed:
+            # JPEG-LS codes samples unsigned: the NEAR error could flip a sign at the range ends.
+            return "JPEG-LS Near-Lossless holds unsigned samples only"
+        if 2**bits_stored - 1 < 2 * JPEG_LS_NEAR_LOSSLESS_ERROR:
+            # ISO 14495-1 bounds NEAR by MAXVAL / 2.
+            return f"JPEG-LS Near-Lossless with NEAR {JPEG_LS_NEAR_LOSSLESS_ERROR} needs more bits"
+    if photometric == "YBR_FULL" and bits_allocated != 8 and transfer_syntax in (
+        uid.RLELossless, uid.JPEGLSLossless, uid.JPEGLSNearLossless
+    ):
+        return f"{name} holds YBR_FULL in 8-bit samples only"
     return None
 
 
@@ -126,29 +148,29 @@ def encode_pixels(ds: Dataset, pixels: np.ndarray, transfer_syntax: str) -> None
     if reason is not None:
         raise ValueError(reason)
     frames = _as_frames(ds, pixels)
-    for keyword in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
-        ds.pop(keyword, None)  # they would index the previous Pixel Data
     if transfer_syntax in NATIVE_SYNTAXES:
         _store_native(ds, frames, transfer_syntax)
     else:
+        # Encode before touching ds, so that a failing encoder leaves it as it was.
+        codestreams = _encode_frames(ds, frames, transfer_syntax)
+        ds.PhotometricInterpretation = _coded_photometric(ds, transfer_syntax)
         if ds.SamplesPerPixel == 3:
             ds.PlanarConfiguration = 0
-        codestreams = _encode_frames(ds, frames, transfer_syntax)
         ds.PixelData = encapsulate(codestreams)
         ds["PixelData"].VR = VR.OB
         ds["PixelData"].is_undefined_length = True
         if transfer_syntax in LOSSY_METHODS:
             _record_lossy_compression(ds, frames, codestreams, LOSSY_METHODS[transfer_syntax])
-    if "file_meta" not in ds:
+    for keyword in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
+        ds.pop(keyword, None)  # they indexed the previous Pixel Data
+    if not hasattr(ds, "file_meta"):
         ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = uid.UID(transfer_syntax)
 
 
 def _as_frames(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
     """`pixels` as (frames, rows, cols, samples) in the container dtype of Bits Allocated."""
-    frame_count = int(ds.get("NumberOfFrames") or 1)
-    samples = ds.SamplesPerPixel
-    expected = (frame_count, ds.Rows, ds.Columns, samples)
+    expected = (int(ds.get("NumberOfFrames") or 1), ds.Rows, ds.Columns, ds.SamplesPerPixel)
     if pixels.shape != _pixel_array_shape(*expected):
         raise ValueError(
             f"pixels shape {pixels.shape} does not match the dataset's "
@@ -156,14 +178,14 @@ def _as_frames(ds: Dataset, pixels: np.ndarray) -> np.ndarray:
         )
     if pixels.dtype.kind not in "iu":
         raise ValueError(f"pixels dtype {pixels.dtype} is not an integer type")
+    bits = ds.BitsStored
     signed = ds.PixelRepresentation == 1
-    low, high = (-(2 ** (ds.BitsStored - 1)), 2 ** (ds.BitsStored - 1) - 1) if signed else (
-        0, 2**ds.BitsStored - 1
-    )
+    low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
     if pixels.size and (pixels.min() < low or pixels.max() > high):
-        raise ValueError(f"pixel values fall outside [{low}, {high}] of Bits Stored {ds.BitsStored}")
+        raise ValueError(f"pixel values fall outside [{low}, {high}] of Bits Stored {bits}")
     container = np.dtype(f"<{'i' if signed else 'u'}{ds.BitsAllocated // 8}")
-    return pixels.astype(container, copy=False).reshape(expected)
+    # The codecs read rows straight from memory, so views (slices, transposes) are copied.
+    return np.ascontiguousarray(pixels, dtype=container).reshape(expected)
 
 
 def _pixel_array_shape(frames: int, rows: int, columns: int, samples: int) -> tuple[int, ...]:
@@ -173,8 +195,8 @@ def _pixel_array_shape(frames: int, rows: int, columns: int, samples: int) -> tu
 def _store_native(ds: Dataset, frames: np.ndarray, transfer_syntax: str) -> None:
     if ds.SamplesPerPixel == 3 and ds.get("PlanarConfiguration") == 1:
         frames = frames.transpose(0, 3, 1, 2)
-    data = np.ascontiguousarray(frames).tobytes()
-    ds.PixelData = data + b"\0" * (len(data) % 2)  # values have even length
+    data = frames.tobytes()
+    ds.PixelData = data + b"\0" * (len(data) % 2)  # PS3.5 7.1.1: values have even length
     # PS3.5 A.1: Implicit VR Little Endian Pixel Data is always OW; explicit VR uses OB for
     # 8-bit samples.
     implicit = transfer_syntax == uid.ImplicitVRLittleEndian
@@ -183,51 +205,46 @@ def _store_native(ds: Dataset, frames: np.ndarray, transfer_syntax: str) -> None
 
 
 def _encode_frames(ds: Dataset, frames: np.ndarray, transfer_syntax: str) -> list[bytes]:
-    """One codestream per frame; sets the Photometric Interpretation the codestreams imply."""
-    coded_photometric = _coded_photometric(ds, transfer_syntax)
+    """One codestream per frame, for the pixel description `_coded_photometric` gives."""
     if transfer_syntax in PYDICOM_ENCODED:
-        # pylibjpeg-openjpeg applies the multi-component transform when told the output is
-        # YBR_RCT / YBR_ICT, so the dataset must say so before encoding.
-        ds.PhotometricInterpretation = coded_photometric
         plugin, options = PYDICOM_ENCODED[transfer_syntax]
-        pixel_options = as_pixel_options(ds, **options)
-        source = frames.reshape(_pixel_array_shape(*frames.shape))
-        codestreams = list(
+        # pylibjpeg-openjpeg applies the multi-component transform only when told the output
+        # is YBR_RCT / YBR_ICT.
+        pixel_options = as_pixel_options(
+            ds,
+            photometric_interpretation=_coded_photometric(ds, transfer_syntax),
+            planar_configuration=0,
+            **options,
+        )
+        return list(
             get_encoder(transfer_syntax).iter_encode(
-                source, encoding_plugin=plugin, **pixel_options
+                frames.reshape(_pixel_array_shape(*frames.shape)),
+                encoding_plugin=plugin,
+                **pixel_options,
             )
         )
-    else:
-        precise = frames.astype(_precision_dtype(ds), copy=False)
-        if ds.PixelRepresentation == 1:
-            # libjpeg and OpenJPH code unsigned or native signed samples; lossless JPEG has no
-            # sign, so it carries the two's complement bit pattern within Bits Stored.
-            if transfer_syntax == uid.JPEGLosslessSV1:
-                precise = precise.view(precise.dtype.str.replace("i", "u")) & (
-                    2**ds.BitsStored - 1
-                )
-        encode_frame = _imagecodecs_frame_encoder(ds, transfer_syntax)
-        codestreams = [bytes(encode_frame(np.squeeze(frame, axis=-1) if ds.SamplesPerPixel == 1 else frame)) for frame in precise]
-        ds.PhotometricInterpretation = coded_photometric
-    return codestreams
+    encode_frame = _imagecodecs_frame_encoder(ds, transfer_syntax)
+    return [bytes(encode_frame(frame)) for frame in _codec_samples(ds, frames)]
 
 
 def _coded_photometric(ds: Dataset, transfer_syntax: str) -> str:
-    if ds.PhotometricInterpretation != "RGB":
-        return ds.PhotometricInterpretation
-    if transfer_syntax == uid.JPEGBaseline8Bit:
+    if ds.SamplesPerPixel == 3 and transfer_syntax == uid.JPEGBaseline8Bit:
         return "YBR_FULL_422"
-    if transfer_syntax in MCT_SYNTAXES:
+    if ds.PhotometricInterpretation == "RGB" and transfer_syntax in MCT_SYNTAXES:
         return "YBR_ICT" if transfer_syntax in LOSSY_METHODS else "YBR_RCT"
-    return "RGB"
+    return ds.PhotometricInterpretation
 
 
-def _precision_dtype(ds: Dataset) -> np.dtype:
-    """The smallest container of Bits Stored: the codecs take the sample precision from it."""
-    return np.dtype(f"{'i' if ds.PixelRepresentation == 1 else 'u'}{1 if ds.BitsStored <= 8 else 2}")
+def _codec_samples(ds: Dataset, frames: np.ndarray) -> np.ndarray:
+    """Frames as libjpeg and OpenJPH take them: (rows, cols[, 3]) each, in the smallest container
+    of Bits Stored, from which they take the sample precision."""
+    samples = frames.astype(f"{frames.dtype.kind}{1 if ds.BitsStored <= 8 else 2}", copy=False)
+    return samples[..., 0] if ds.SamplesPerPixel == 1 else samples
 
 
-def _imagecodecs_frame_encoder(ds: Dataset, transfer_syntax: str):
+def _imagecodecs_frame_encoder(
+    ds: Dataset, transfer_syntax: str
+) -> Callable[[np.ndarray], bytes | bytearray]:
     colour = {"RGB": "RGB", "YBR_FULL": "YCbCr"}.get(ds.PhotometricInterpretation)
     if transfer_syntax == uid.JPEGBaseline8Bit:
         if colour is None:
@@ -240,26 +257,32 @@ def _imagecodecs_frame_encoder(ds: Dataset, transfer_syntax: str):
             subsampling="422",
         )
     if transfer_syntax == uid.JPEGLosslessSV1:
+        # libjpeg subsamples YCbCr chroma even in lossless mode; an untyped colour space codes
+        # the three YBR_FULL components as they are.
+        lossless_colour = "UNKNOWN" if colour == "YCbCr" else colour
+        stored_bits = 2**ds.BitsStored - 1
+        # Lossless JPEG has no sign: signed samples travel as their two's complement bit
+        # pattern within Bits Stored, which pydicom sign-extends on decoding.
         return lambda frame: imagecodecs.jpeg8_encode(
-            frame,
+            frame.view(frame.dtype.str.replace("i", "u")) & stored_bits,
             lossless=True,
             predictor=1,
             bitspersample=ds.BitsStored,
-            colorspace=colour,
-            outcolorspace=colour,
+            colorspace=lossless_colour,
+            outcolorspace=lossless_colour,
         )
     reversible = transfer_syntax not in LOSSY_METHODS
     options: dict[str, object] = {
         "reversible": reversible,
-        "rgb": ds.PhotometricInterpretation == "RGB",
+        "rgb": ds.PhotometricInterpretation == "RGB",  # the multi-component transform
         "planar": False,
     }
     if not reversible:
-        container_bits = 8 * _precision_dtype(ds).itemsize
+        container_bits = 8 if ds.BitsStored <= 8 else 16
         options["level"] = HTJ2K_QUANTIZATION_STEP / 2 ** (container_bits - ds.BitsStored)
     if transfer_syntax == uid.HTJ2KLosslessRPCL:
-        # OpenJPH's default progression is RPCL already; the syntax also needs TLM markers and
-        # tile-parts at resolution boundaries so a reader can stop after any resolution.
+        # OpenJPH's default progression is RPCL already; the syntax also needs TLM markers, and
+        # tile-parts at resolution boundaries let a reader stop after any resolution.
         longest = max(ds.Rows, ds.Columns)
         options["resolutions"] = max(
             HTJ2K_DEFAULT_DECOMPOSITIONS, math.ceil(math.log2(longest / RPCL_THUMBNAIL_SIZE))

@@ -1,0 +1,203 @@
+"""The declarative policy file: rules that map elements to the source system's actions.
+
+A rule matches on any of `tag` ("(0010,0010)"), `tag_pattern` ("(0019,xx92)", x = any hex
+digit), `keyword`, `vr`, `private_creator` (+ `element`, the low byte of a private element) —
+each a value or a list of values; all given keys must match. A bad file is rejected at load with
+its line and the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydicom.datadict import keyword_for_tag, tag_for_keyword
+
+ACTIONS = frozenset({
+    "replaceWithRandomName", "patientHashID", "hashID", "ensureTagExists", "replaceWithLiteral",
+    "shiftUnixTimeStampRandom", "shiftDateRandomNbOfDays", "shiftDateFixedNbOfDays", "remove",
+    "delete", "keep", "clean",
+})
+# Parameters each action takes; "value" and "days" are required where listed as such.
+ACTION_PARAMETERS = {"replaceWithLiteral": {"value"}, "shiftDateFixedNbOfDays": {"days"},
+                     "ensureTagExists": {"value"}}
+REQUIRED_PARAMETERS = {"replaceWithLiteral": {"value"}, "shiftDateFixedNbOfDays": {"days"}}
+MATCH_KEYS = frozenset({"tag", "tag_pattern", "keyword", "vr", "private_creator", "element"})
+TAG_TEXT = re.compile(r"^\(([0-9A-Fa-f]{4}),([0-9A-Fa-f]{4})\)$")
+TAG_PATTERN_TEXT = re.compile(r"^\(([0-9A-Fa-fXx]{4}),([0-9A-Fa-fXx]{4})\)$")
+PACKAGED_DEFAULT = "default_policy.yaml"
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    action: str
+    source: str  # "file:line", recorded in the audit as the reason for each action
+    tags: frozenset[int] = frozenset()
+    tag_patterns: tuple[re.Pattern[str], ...] = ()
+    vrs: frozenset[str] = frozenset()
+    private_creators: frozenset[str] = frozenset()
+    element: int | None = None
+    value: Any = None
+    days: int | None = None
+
+    def matches(self, tag: int, vr: str, private_creator: str | None) -> bool:
+        if self.tags and tag not in self.tags:
+            return False
+        if self.vrs and vr not in self.vrs:
+            return False
+        if self.private_creators and private_creator not in self.private_creators:
+            return False
+        if self.element is not None and (tag & 0xFF) != self.element:
+            return False
+        if self.tag_patterns and not any(p.match(f"{tag:08X}") for p in self.tag_patterns):
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class Policy:
+    rules: tuple[Rule, ...]
+    options: tuple[str, ...]
+    shift_min_days: int
+    shift_max_days: int
+    sources: tuple[str, ...] = field(default=())
+
+    def element_rules(self) -> tuple[Rule, ...]:
+        return tuple(r for r in self.rules if r.action != "ensureTagExists")
+
+    def ensured_tags(self) -> dict[int, Rule]:
+        """Tags that must exist, with the rule that says so (first one wins)."""
+        ensured: dict[int, Rule] = {}
+        for rule in self.rules:
+            if rule.action == "ensureTagExists":
+                for tag in sorted(rule.tags):
+                    ensured.setdefault(tag, rule)
+        return ensured
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _parse_tag(text: Any, where: str) -> int:
+    match = TAG_TEXT.match(str(text).strip())
+    if not match:
+        raise PolicyError(f"{where}: tag must look like (0010,0010), got {text!r}")
+    return int(match.group(1) + match.group(2), 16)
+
+
+def _parse_rule(raw: Any, where: str) -> Rule:
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{where}: a rule must be a mapping")
+    action = raw.get("action")
+    if action not in ACTIONS:
+        raise PolicyError(f"{where}: unknown action {action!r} (known: {', '.join(sorted(ACTIONS))})")
+    unknown = set(raw) - MATCH_KEYS - {"action"} - ACTION_PARAMETERS.get(action, set())
+    if unknown:
+        raise PolicyError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} for {action}")
+    if not set(raw) & MATCH_KEYS:
+        raise PolicyError(f"{where}: a rule needs at least one of {', '.join(sorted(MATCH_KEYS))}")
+    missing = REQUIRED_PARAMETERS.get(action, set()) - set(raw)
+    if missing:
+        raise PolicyError(f"{where}: {action} needs {', '.join(sorted(missing))}")
+    tags = {_parse_tag(t, where) for t in _as_list(raw.get("tag", []))}
+    for keyword in _as_list(raw.get("keyword", [])):
+        tag = tag_for_keyword(str(keyword))
+        if tag is None:
+            raise PolicyError(f"{where}: unknown DICOM keyword {keyword!r}")
+        tags.add(tag)
+    patterns = []
+    for text in _as_list(raw.get("tag_pattern", [])):
+        match = TAG_PATTERN_TEXT.match(str(text).strip())
+        if not match:
+            raise PolicyError(f"{where}: tag_pattern must look like (0019,xx92), got {text!r}")
+        hex_pattern = (match.group(1) + match.group(2)).upper().replace("X", "[0-9A-F]")
+        patterns.append(re.compile(hex_pattern + "$"))
+    element = raw.get("element")
+    if element is not None and not (isinstance(element, int) and 0 <= element <= 0xFF):
+        raise PolicyError(f"{where}: element must be a number 0x00-0xFF, got {element!r}")
+    if action == "ensureTagExists" and not tags:
+        raise PolicyError(f"{where}: ensureTagExists needs an exact tag or keyword")
+    days = raw.get("days")
+    if days is not None and not isinstance(days, int):
+        raise PolicyError(f"{where}: days must be a whole number, got {days!r}")
+    return Rule(
+        action=action, source=where, tags=frozenset(tags), tag_patterns=tuple(patterns),
+        vrs=frozenset(str(v).upper() for v in _as_list(raw.get("vr", []))),
+        private_creators=frozenset(str(c) for c in _as_list(raw.get("private_creator", []))),
+        element=element, value=raw.get("value"), days=days,
+    )
+
+
+def _parse_document(text: str, name: str) -> tuple[dict, list[Rule]]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        document = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise PolicyError(f"{name}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(document, dict):
+        raise PolicyError(f"{name}:1: a policy is a mapping with profile, dates and rules")
+    unknown = set(document) - {"profile", "dates", "rules"}
+    if unknown:
+        raise PolicyError(f"{name}:1: unknown section(s) {', '.join(sorted(unknown))}")
+    rule_nodes = []
+    for key_node, value_node in node.value if node is not None else ():
+        if key_node.value == "rules":
+            if not isinstance(value_node, yaml.SequenceNode):
+                raise PolicyError(f"{name}:{value_node.start_mark.line + 1}: rules must be a list")
+            rule_nodes = value_node.value
+    rules = [
+        _parse_rule(raw, f"{name}:{rule_node.start_mark.line + 1}")
+        for raw, rule_node in zip(document.get("rules") or [], rule_nodes, strict=True)
+    ]
+    return document, rules
+
+
+def load_policy(user_files: Sequence[Path] = ()) -> Policy:
+    """The packaged default with each user file layered on top (later files first in order)."""
+    from deid_pipeline.core.policy.annex_e import OPTION_COLUMNS
+
+    default_text = resources.files("deid_pipeline.core.policy").joinpath("data", PACKAGED_DEFAULT)
+    documents = [(PACKAGED_DEFAULT, default_text.read_text())]
+    for path in user_files:
+        try:
+            documents.append((str(path), Path(path).read_text()))
+        except OSError as exc:
+            raise PolicyError(f"{path}: cannot read policy ({exc.strerror})") from None
+    rules: list[Rule] = []
+    options: tuple[str, ...] = ()
+    shift = (365, 3650)
+    for name, text in documents:
+        document, file_rules = _parse_document(text, name)
+        rules = file_rules + rules
+        profile = document.get("profile") or {}
+        if "options" in profile:
+            chosen = tuple(profile["options"] or ())
+            bad = [o for o in chosen if o not in OPTION_COLUMNS]
+            if bad:
+                raise PolicyError(f"{name}: unknown profile option(s) {', '.join(bad)} "
+                                  f"(known: {', '.join(sorted(OPTION_COLUMNS))})")
+            options = chosen
+        days = (document.get("dates") or {}).get("shift_days")
+        if days is not None:
+            if not (isinstance(days, dict) and isinstance(days.get("min"), int)
+                    and isinstance(days.get("max"), int) and 0 < days["min"] <= days["max"]):
+                raise PolicyError(f"{name}: dates.shift_days needs whole numbers 0 < min <= max")
+            shift = (days["min"], days["max"])
+    return Policy(rules=tuple(rules), options=options, shift_min_days=shift[0],
+                  shift_max_days=shift[1], sources=tuple(name for name, _ in documents))
+
+
+def describe_tag(tag: int) -> str:
+    return keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
