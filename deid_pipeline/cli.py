@@ -17,6 +17,7 @@ from pathlib import Path
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_QUARANTINE = 3
 DEBUG_ENV = "DEID_DEBUG"
 
 
@@ -38,6 +39,21 @@ def writable_folder(value: str) -> Path:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UsageError(f"output folder is not writable: {folder}")
     return folder
+
+
+def existing_folder(value: str) -> Path:
+    folder = Path(value)
+    if not folder.is_dir():
+        raise UsageError(f"input folder not found: {folder}")
+    return folder
+
+
+def separate_trees(src: Path, dst: Path, work: Path) -> None:
+    """Outputs, inputs and the work folder (mappings re-identify) must not nest."""
+    resolved = {"input": src.resolve(), "output": dst.resolve(), "work": work.resolve()}
+    for (a, pa), (b, pb) in [(x, y) for x in resolved.items() for y in resolved.items()]:
+        if a != b and (pa == pb or pa in pb.parents):
+            raise UsageError(f"the {b} folder must not be inside the {a} folder")
 
 
 def partition_day(value: str) -> str:
@@ -64,6 +80,26 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_deid(args: argparse.Namespace) -> int:
+    from deid_pipeline.core.deid.batch import deidentify_tree
+    from deid_pipeline.core.deid.engine import TagEngine
+    from deid_pipeline.core.policy.rules import PolicyError, load_policy
+    from deid_pipeline.core.pseudonyms import MissingSecretError, Pseudonymizer
+
+    src = existing_folder(args.src)
+    separate_trees(src, Path(args.dst), Path(args.work))
+    try:
+        policy = load_policy(args.policy)
+        pseudonymizer = Pseudonymizer.from_environment(min_shift_days=policy.shift_min_days,
+                                                       max_shift_days=policy.shift_max_days)
+    except (PolicyError, MissingSecretError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    dst, work = writable_folder(args.dst), writable_folder(args.work)
+    report = deidentify_tree(src, dst, work, TagEngine(policy, pseudonymizer), jobs=args.jobs)
+    print(f"deid: {report.summary()}; mappings, audit and quarantine in {work}")
+    return EXIT_QUARANTINE if report.quarantined else EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from deid_pipeline.demo import run_demo
     from deid_pipeline.resources import default_data_root
@@ -84,6 +120,18 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--patients", type=positive_int, default=12)
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(run=cmd_synth)
+
+    deid = commands.add_parser("deid", help="de-identify every DICOM file under SRC into DST")
+    deid.add_argument("src", help="input folder (read only)")
+    deid.add_argument("dst", help="output folder for de-identified files")
+    deid.add_argument("--work", required=True,
+                      help="folder for mapping files, audit and quarantine (outside DST)")
+    deid.add_argument("--policy", type=Path, action="append", default=[],
+                      help="policy YAML layered over the default (repeatable)")
+    deid.add_argument("--no-pixels", action="store_true",
+                      help="de-identify tags only (the pixel stage is not wired into the CLI yet)")
+    deid.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1)
+    deid.set_defaults(run=cmd_deid)
 
     demo = commands.add_parser(
         "demo", help="generate a corpus into today's drop folder and materialize the graph for it")

@@ -4,11 +4,12 @@ from dagster import Definitions
 
 from deid_pipeline.assets.ingest import incoming_dicom
 from deid_pipeline.assets.metadata import dicom_metadata
-from deid_pipeline.resources import DataLake, default_data_root
+from deid_pipeline.assets.tags import deidentified_dicom
+from deid_pipeline.resources import DataLake, PseudonymKey, default_data_root
 
-all_assets = [incoming_dicom, dicom_metadata]
+all_assets = [incoming_dicom, dicom_metadata, deidentified_dicom]
 
 defs = Definitions(
     assets=all_assets,
-    resources={"lake": DataLake(root=default_data_root())},
+    resources={"lake": DataLake(root=default_data_root()), "pseudonym_key": PseudonymKey()},
 )

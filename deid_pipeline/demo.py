@@ -4,6 +4,7 @@ project-local, SQLite-backed Dagster instance that `dagster dev` then shows."""
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,9 +12,10 @@ from dagster import DagsterInstance, materialize
 
 from deid_pipeline.core.synth import generate_corpus
 from deid_pipeline.definitions import all_assets
-from deid_pipeline.resources import DataLake
+from deid_pipeline.resources import DataLake, PseudonymKey
 
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
+SECRET_ENVS = ("DEID_SECRET", "DEID_SECRET_FILE")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class DemoReport:
         lines = [
             f"partition {self.partition}: {state} ({self.files} synthetic DICOM files)",
             f"  drop folder : {self.data_root / 'incoming' / self.partition}",
+            f"  de-identified: {self.data_root / 'deidentified' / self.partition}",
+            f"  mappings, audit, quarantine: {self.data_root / 'work' / self.partition}",
             *(f"  table       : {path}" for path in self.tables),
             f"  Dagster home: {self.dagster_home}  (UI: make ui, then http://127.0.0.1:3000)",
         ]
@@ -45,13 +49,27 @@ def project_dagster_home() -> Path:
     return home
 
 
+def ensure_demo_secret(home: Path) -> None:
+    """Without a configured key the demo makes one in its local state (owner-only), so that
+    re-runs give the same pseudonyms; a real deployment sets DEID_SECRET or DEID_SECRET_FILE."""
+    if any(os.environ.get(name) for name in SECRET_ENVS):
+        return
+    key_file = home / "deid_secret"
+    if not key_file.exists():
+        key_file.touch(mode=0o600)
+        key_file.write_text(secrets.token_hex(32))
+    os.environ["DEID_SECRET_FILE"] = str(key_file)
+
+
 def run_demo(data_root: Path, partition: str, patients: int, seed: int) -> DemoReport:
     home = project_dagster_home()
+    ensure_demo_secret(home)
     lake = DataLake(root=str(Path(data_root).resolve()))
     corpus = generate_corpus(lake.incoming(partition), patients=patients, seed=seed)
     with DagsterInstance.get() as instance:
         result = materialize(all_assets, partition_key=partition, instance=instance,
-                             resources={"lake": lake}, raise_on_error=False)
+                             resources={"lake": lake, "pseudonym_key": PseudonymKey()},
+                             raise_on_error=False)
     tables = tuple(lake.table_path(asset.key.path[-1], partition) for asset in all_assets)
     return DemoReport(partition=partition, succeeded=result.success, files=corpus.files,
                       data_root=Path(lake.root), dagster_home=home,

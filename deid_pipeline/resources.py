@@ -9,6 +9,8 @@ import pandas as pd
 from dagster import ConfigurableResource
 
 from deid_pipeline.core.atomic import write_atomically
+from deid_pipeline.core.policy.rules import Policy
+from deid_pipeline.core.pseudonyms import Pseudonymizer
 
 DATA_ROOT_ENV = "DEID_DATA_ROOT"
 
@@ -28,6 +30,14 @@ class DataLake(ConfigurableResource):
     def incoming(self, partition: str) -> Path:
         return Path(self.root) / "incoming" / partition
 
+    def deidentified(self, partition: str) -> Path:
+        return Path(self.root) / "deidentified" / partition
+
+    def work(self, partition: str) -> Path:
+        """Mapping files, audit and quarantine of a partition: they re-identify, so they live
+        outside every output tree."""
+        return Path(self.root) / "work" / partition
+
     def table_path(self, table: str, partition: str) -> Path:
         return Path(self.root) / "tables" / table / f"{partition}.parquet"
 
@@ -38,3 +48,12 @@ class DataLake(ConfigurableResource):
 
     def read_table(self, table: str, partition: str) -> pd.DataFrame:
         return pd.read_parquet(self.table_path(table, partition))
+
+
+class PseudonymKey(ConfigurableResource):
+    """The key of every pseudonym, read from `DEID_SECRET` or `DEID_SECRET_FILE` when a step
+    runs, so it never sits in run config, the event log or code."""
+
+    def pseudonymizer(self, policy: Policy) -> Pseudonymizer:
+        return Pseudonymizer.from_environment(min_shift_days=policy.shift_min_days,
+                                              max_shift_days=policy.shift_max_days)

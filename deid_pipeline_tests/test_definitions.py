@@ -6,7 +6,7 @@ import duckdb
 from dagster import materialize
 
 from deid_pipeline.definitions import all_assets, defs
-from deid_pipeline.resources import DataLake
+from deid_pipeline.resources import DataLake, PseudonymKey
 from deid_pipeline_tests.dicom_factory import ct_with_nested_and_private, write
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,13 +26,15 @@ def test_every_asset_is_described_grouped_and_owned():
         assert spec.description and spec.group_name != "default" and spec.owners, spec.key
 
 
-def test_ingest_and_metadata_materialize_one_partition_readable_by_duckdb(tmp_path):
+def test_ingest_and_metadata_materialize_one_partition_readable_by_duckdb(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEID_SECRET", "test-secret")
     incoming = tmp_path / "incoming" / DAY
     write(ct_with_nested_and_private(), incoming / "DOE_JANE" / "1.dcm")
     (incoming / "broken.dcm").write_bytes(b"\x00" * 128 + b"DICM" + b"\xff" * 7)
     lake = DataLake(root=str(tmp_path))
 
-    result = materialize(all_assets, partition_key=DAY, resources={"lake": lake})
+    result = materialize(all_assets, partition_key=DAY,
+                         resources={"lake": lake, "pseudonym_key": PseudonymKey()})
 
     assert result.success
     ingest_meta = result.asset_materializations_for_node("incoming_dicom")[0].metadata
@@ -48,8 +50,9 @@ def test_ingest_and_metadata_materialize_one_partition_readable_by_duckdb(tmp_pa
 
 
 def test_missing_drop_folder_fails_the_partition_with_a_clear_reason(tmp_path):
-    result = materialize(all_assets, partition_key=DAY,
-                         resources={"lake": DataLake(root=str(tmp_path))}, raise_on_error=False)
+    result = materialize(all_assets, partition_key=DAY, raise_on_error=False,
+                         resources={"lake": DataLake(root=str(tmp_path)),
+                                    "pseudonym_key": PseudonymKey()})
     assert not result.success
     failure = result.failure_data_for_node("incoming_dicom")
     assert "no drop folder for 2026-01-15" in failure.error.message

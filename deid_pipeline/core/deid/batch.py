@@ -1,0 +1,220 @@
+"""De-identify a tree of files: outputs under pseudonymous paths, mapping files, audit table and
+quarantine in a separate work folder.
+
+Inputs are only read. Each output is written to a temporary name and renamed into place. A file
+that cannot be de-identified is copied to the quarantine with a reason and never reaches the
+output tree.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import shutil
+import struct
+import time
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from deid_pipeline.core.atomic import write_atomically
+from deid_pipeline.core.deid.engine import FileResult, TagEngine
+from deid_pipeline.core.discovery import FileKind, SourceFile, discover
+
+OWNER_ONLY_FILE = 0o600
+OWNER_ONLY_DIR = 0o700
+# pydicom reads values larger than this only when writing them out: pixel data streams from the
+# input to the output without being held per element.
+DEFER_SIZE = "256 KB"
+
+
+class QuarantineError(Exception):
+    """A file that must not reach the output; the message is the reason, free of PHI."""
+
+
+@dataclass(frozen=True)
+class WorkPaths:
+    root: Path
+
+    @property
+    def uid_mapping(self) -> Path:
+        return self.root / "uid_mapping.csv"
+
+    @property
+    def patid_mapping(self) -> Path:
+        return self.root / "patid_mapping.csv"
+
+    @property
+    def audit(self) -> Path:
+        return self.root / "audit.parquet"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine"
+
+
+@dataclass
+class FileOutcome:
+    relpath: str
+    output: str | None = None  # relative to the output tree
+    reason: str | None = None  # why it went to quarantine
+    result: FileResult | None = None
+
+
+@dataclass
+class BatchReport:
+    written: int
+    quarantined: int
+    seconds: float
+    work: WorkPaths
+    reasons: dict[str, int] = field(default_factory=dict)
+    actions: dict[str, int] = field(default_factory=dict)  # elements per action, all files
+
+    def summary(self) -> str:
+        line = f"{self.written} de-identified, {self.quarantined} quarantined in {self.seconds:.1f} s"
+        if self.reasons:
+            line += " (" + "; ".join(f"{n}× {r}" for r, n in sorted(self.reasons.items())) + ")"
+        return line
+
+
+def reason_for(exc: Exception) -> str:
+    """A reason that names what went wrong without quoting the file (messages can hold PHI)."""
+    if isinstance(exc, QuarantineError):
+        return str(exc)
+    if isinstance(exc, InvalidDicomError):
+        return "not a DICOM file"
+    if isinstance(exc, EOFError | struct.error):
+        return "truncated or malformed DICOM"
+    if isinstance(exc, LookupError | UnicodeError):
+        return f"unsupported or invalid value encoding ({type(exc).__name__})"
+    return f"cannot be de-identified ({type(exc).__name__})"
+
+
+def output_relpath(ds: pydicom.Dataset) -> str:
+    patient = str(ds.get("PatientID", "") or "NO_PATIENT_ID")
+    return f"{patient}/{ds.StudyInstanceUID}/{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}.dcm"
+
+
+def deidentify_file(source: SourceFile, engine: TagEngine, dst: Path) -> FileOutcome:
+    outcome = FileOutcome(relpath=source.relpath)
+    try:
+        if source.kind is FileKind.SLIDE:
+            raise QuarantineError("whole-slide images are not handled by the DICOM stage")
+        ds = pydicom.dcmread(source.path, defer_size=DEFER_SIZE,
+                             force=source.kind is FileKind.UNKNOWN)
+        if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
+            raise QuarantineError("missing SOP Instance UID or SOP Class UID")
+        for keyword in ("StudyInstanceUID", "SeriesInstanceUID"):
+            if not ds.get(keyword):
+                raise QuarantineError(f"missing {keyword}")
+        outcome.result = engine.deidentify(ds)
+        relpath = output_relpath(ds)
+        write_atomically(dst / relpath,
+                         lambda tmp: ds.save_as(tmp, enforce_file_format=True))
+        outcome.output = relpath
+    # Every failure of one file is that file's quarantine reason; the batch goes on.
+    except Exception as exc:  # noqa: BLE001
+        outcome.reason = reason_for(exc)
+        outcome.result = None
+    return outcome
+
+
+def quarantine(source: SourceFile, reason: str, work: WorkPaths) -> None:
+    """Copy the input (it still holds PHI) and its reason into the owner-only quarantine."""
+    work.quarantine.mkdir(parents=True, exist_ok=True, mode=OWNER_ONLY_DIR)
+    digest = hashlib.sha256(source.relpath.encode()).hexdigest()[:20]
+    target = work.quarantine / f"{digest}.bin"
+    try:
+        write_atomically(target, lambda tmp: shutil.copyfile(source.path, tmp))
+        os.chmod(target, OWNER_ONLY_FILE)
+    except OSError:
+        pass  # unreadable input: the reason file below still records it
+    reason_file = work.quarantine / f"{digest}.reason.txt"
+    write_atomically(reason_file, lambda tmp: tmp.write_text(f"{source.relpath}\t{reason}\n"))
+    os.chmod(reason_file, OWNER_ONLY_FILE)
+
+
+def write_mapping(path: Path, pairs: Iterable[tuple[str, str]]) -> None:
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as fh:
+            out = csv.writer(fh)
+            out.writerow(["id_old", "id_new"])
+            out.writerows(sorted(set(pairs)))
+        os.chmod(tmp, OWNER_ONLY_FILE)
+
+    write_atomically(path, write)
+
+
+_worker_engine: TagEngine | None = None
+
+
+def _init_worker(engine: TagEngine) -> None:
+    global _worker_engine
+    _worker_engine = engine
+
+
+def _work(args: tuple[SourceFile, Path]) -> FileOutcome:
+    assert _worker_engine is not None
+    return deidentify_file(args[0], _worker_engine, args[1])
+
+
+def later_duplicates(sources: Iterable[SourceFile]) -> set[str]:
+    """Relative paths of files whose SOP Instance UID an earlier file already has: written, the
+    second would replace the first in the output tree."""
+    seen, duplicates = set(), set()
+    for source in sources:
+        try:
+            sop = pydicom.dcmread(source.path, stop_before_pixels=True, force=True,
+                                  specific_tags=["SOPInstanceUID"]).get("SOPInstanceUID")
+        except Exception:  # noqa: BLE001 - unreadable files are judged when processed
+            continue
+        if sop and sop in seen:
+            duplicates.add(source.relpath)
+        seen.add(sop)
+    return duplicates
+
+
+def deidentify_tree(src: Path, dst: Path, work: Path, engine: TagEngine,
+                    jobs: int = 1) -> BatchReport:
+    started = time.perf_counter()
+    paths = WorkPaths(Path(work))
+    paths.root.mkdir(parents=True, exist_ok=True, mode=OWNER_ONLY_DIR)
+    every_source = list(discover(src))
+    duplicates = later_duplicates(every_source)
+    sources = [s for s in every_source if s.relpath not in duplicates]
+    if jobs > 1 and len(sources) > 1:
+        with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(engine,)) as pool:
+            outcomes = list(pool.map(_work, [(s, dst) for s in sources], chunksize=16))
+    else:
+        outcomes = [deidentify_file(s, engine, dst) for s in sources]
+
+    uid_pairs, patid_pairs, audit_rows, reasons = [], [], [], {}
+    written = 0
+    outcomes += [FileOutcome(s.relpath, reason="duplicate SOP Instance UID in this batch")
+                 for s in every_source if s.relpath in duplicates]
+    sources += [s for s in every_source if s.relpath in duplicates]
+    for source, outcome in zip(sources, outcomes, strict=True):
+        if outcome.reason is not None:
+            reasons[outcome.reason] = reasons.get(outcome.reason, 0) + 1
+            quarantine(source, outcome.reason, paths)
+            continue
+        written += 1
+        result = outcome.result
+        uid_pairs.extend(result.uid_map.items())
+        if result.patient_id:
+            patid_pairs.append(result.patient_id)
+        audit_rows.extend({"file": outcome.output, **asdict(row)} for row in result.audit)
+
+    write_mapping(paths.uid_mapping, uid_pairs)
+    write_mapping(paths.patid_mapping, patid_pairs)
+    audit = pd.DataFrame(audit_rows, columns=["file", "path", "tag", "keyword", "action", "rule"])
+    write_atomically(paths.audit, lambda tmp: audit.to_parquet(tmp, index=False))
+    return BatchReport(written=written, quarantined=sum(reasons.values()),
+                       seconds=time.perf_counter() - started, work=paths, reasons=reasons,
+                       actions={str(k): int(v) for k, v in audit["action"].value_counts().items()})

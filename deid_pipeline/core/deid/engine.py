@@ -1,0 +1,271 @@
+"""The tag engine: decide an action for every element at any depth and apply it.
+
+Decision order per element: the policy's first matching rule, else the PS3.15 Annex E action for
+the tag with the selected options (combined actions resolved by the attribute's type in the
+file's IOD), else keep when the attribute is known safe, else delete. Decisions depend only on
+(tag, VR, private creator, SOP class), so they are cached: a batch decides each kind of element
+once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+
+import yaml
+from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
+
+from deid_pipeline.core.deid import method
+from deid_pipeline.core.deid.free_text import clean_text
+from deid_pipeline.core.deid.identifiers import IdentifyingValues, gather
+from deid_pipeline.core.policy.annex_e import (
+    AnnexEProfile,
+    attribute_type,
+    load_profile,
+    resolve_action,
+)
+from deid_pipeline.core.policy.rules import Policy
+from deid_pipeline.core.pseudonyms import (
+    Pseudonymizer,
+    shift_date,
+    shift_datetime,
+    shift_unix_timestamp,
+)
+
+# Annex E codes in the project's action vocabulary.
+PROFILE_ACTIONS = {"D": "dummy", "Z": "remove", "X": "delete", "K": "keep", "C": "clean",
+                   "U": "hashID"}
+# Values that replace an element the profile says to give a dummy (D): valid for the VR,
+# identifying nobody.
+DUMMY_VALUES = {
+    "AE": "ANONYMOUS", "AS": "000Y", "CS": "ANONYMIZED", "DA": "19000101", "DS": "0",
+    "DT": "19000101000000", "IS": "0", "LO": "ANONYMIZED", "LT": "ANONYMIZED", "PN": "ANONYMOUS",
+    "SH": "ANONYMIZED", "ST": "ANONYMIZED", "TM": "000000", "UC": "ANONYMIZED", "UT": "ANONYMIZED",
+    "UR": "", "FL": 0.0, "FD": 0.0, "SL": 0, "SS": 0, "UL": 0, "US": 0, "SV": 0, "UV": 0,
+}
+TEXT_VRS = frozenset({"LO", "SH", "LT", "ST", "UT", "UC"})
+NUMERIC_VRS = frozenset({"SL", "SS", "UL", "US", "SV", "UV", "FL", "FD", "DS", "IS"})
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str
+    rule: str  # why: "policy default_policy.yaml:21", "annex-e X/Z type 2", "safe", ...
+    literal: object = None
+    days: int | None = None
+
+
+@dataclass
+class AuditRow:
+    path: str
+    tag: str
+    keyword: str
+    action: str
+    rule: str
+
+
+@dataclass
+class FileResult:
+    """What de-identifying one dataset did: no original values, only mappings and actions."""
+
+    uid_map: dict[str, str] = field(default_factory=dict)
+    patient_id: tuple[str, str] | None = None  # (original, pseudonym)
+    audit: list[AuditRow] = field(default_factory=list)
+
+
+@lru_cache(maxsize=1)
+def load_safe_attributes() -> tuple[frozenset[int], frozenset[int]]:
+    text = resources.files("deid_pipeline.core.policy").joinpath("data", "safe_attributes.yaml")
+    data = yaml.safe_load(text.read_text())
+    from pydicom.datadict import tag_for_keyword
+
+    tags = frozenset(tag_for_keyword(k) for k in data["keywords"])
+    return frozenset(data["groups"]), tags
+
+
+def _tag_text(tag: int) -> str:
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+class TagEngine:
+    def __init__(self, policy: Policy, pseudonymizer: Pseudonymizer,
+                 profile: AnnexEProfile | None = None) -> None:
+        self.policy = policy
+        self.pseudonymizer = pseudonymizer
+        self.profile = profile or load_profile()
+        self.element_rules = policy.element_rules()
+        self.safe_groups, self.safe_tags = load_safe_attributes()
+        self._decisions: dict[tuple, Decision] = {}
+
+    # -- deciding ---------------------------------------------------------------------------
+    def decide(self, tag: int, vr: str, private_creator: str | None, sop_class: str) -> Decision:
+        key = (tag, vr, private_creator, sop_class)
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision = self._decisions[key] = self._decide(tag, vr, private_creator, sop_class)
+        return decision
+
+    def _decide(self, tag: int, vr: str, private_creator: str | None, sop_class: str) -> Decision:
+        for rule in self.element_rules:
+            if rule.matches(tag, vr, private_creator):
+                return Decision(rule.action, f"policy {rule.source}", rule.value, rule.days)
+        code = self.profile.action_for(tag, self.policy.options)
+        if code is not None:
+            keyword = keyword_for_tag(tag)
+            attr_type = attribute_type(keyword, sop_class) if keyword else None
+            resolved = resolve_action(code, attr_type)
+            if resolved == "U" and vr != "UI":
+                resolved = "D"
+            how = f"annex-e {code}" + (f" type {attr_type}" if "/" in code else "")
+            return Decision(PROFILE_ACTIONS[resolved], how)
+        if BaseTag(tag).is_private:
+            return Decision("delete", "private, not retained")
+        if (tag >> 16) in self.safe_groups or tag in self.safe_tags:
+            return Decision("keep", "safe attribute")
+        return Decision("delete", "not in profile, not known safe")
+
+    # -- applying ---------------------------------------------------------------------------
+    def deidentify(self, ds: Dataset) -> FileResult:
+        """De-identify `ds` in place (file meta included) and say what was done."""
+        result = FileResult()
+        known = gather(ds)
+        patient_key = str(ds.get("PatientID", "") or ds.get("PatientName", "")
+                          or ds.get("StudyInstanceUID", ""))
+        context = _FileContext(
+            engine=self, result=result, known=known,
+            sop_class=str(ds.get("SOPClassUID", "")),
+            sex=str(ds.get("PatientSex", "") or "") or None,
+            offset_days=self.pseudonymizer.date_offset_days(patient_key),
+        )
+        original_sop = str(ds.get("SOPInstanceUID", ""))
+        if "PatientID" in ds:
+            result.patient_id = (str(ds.PatientID), "")
+        context.walk(ds, "")
+        for tag, rule in self.policy.ensured_tags().items():
+            if tag not in ds:
+                ds.add_new(tag, dictionary_VR(tag), rule.value if rule.value is not None else "")
+                result.audit.append(AuditRow(_tag_text(tag), _tag_text(tag),
+                                             keyword_for_tag(tag), "ensureTagExists",
+                                             f"policy {rule.source}"))
+        if result.patient_id is not None:
+            result.patient_id = (result.patient_id[0], str(ds.get("PatientID", "")))
+        method.record(ds, self.policy.options)
+        if getattr(ds, "file_meta", None) is not None:
+            method.rewrite_file_meta(ds, result.uid_map.get(original_sop))
+        return result
+
+
+@dataclass
+class _FileContext:
+    engine: TagEngine
+    result: FileResult
+    known: IdentifyingValues
+    sop_class: str
+    sex: str | None
+    offset_days: int
+
+    def walk(self, ds: Dataset, prefix: str) -> None:
+        surviving_blocks: set[tuple[int, int]] = set()
+        creators: list[int] = []
+        for tag in list(ds.keys()):
+            tag = int(tag)
+            raw = ds.get_item(tag, keep_deferred=True)
+            base = BaseTag(tag)
+            if base.element == 0:  # group lengths are recomputed or meaningless after editing
+                del ds[tag]
+                continue
+            if base.is_private_creator:
+                creators.append(tag)
+                continue
+            creator = None
+            if base.is_private:
+                creator = _creator_of(ds, base)
+            vr = raw.VR or (dictionary_VR(tag) if not base.is_private else "UN")
+            decision = self.engine.decide(tag, vr, creator, self.sop_class)
+            path = f"{prefix}{_tag_text(tag)}"
+            kept = self.apply(ds, tag, vr, decision, path)
+            if kept and base.is_private:
+                surviving_blocks.add((base.group, base.element >> 8))
+            self.result.audit.append(AuditRow(path, _tag_text(tag), keyword_for_tag(tag) or "",
+                                              decision.action, decision.rule))
+        for tag in creators:
+            if (tag >> 16, tag & 0xFF) not in surviving_blocks:
+                del ds[tag]
+
+    def apply(self, ds: Dataset, tag: int, vr: str, decision: Decision, path: str) -> bool:
+        """Apply one decision; True when the element is still in the dataset afterwards."""
+        action = decision.action
+        if action == "delete":
+            del ds[tag]
+            return False
+        if action == "keep" and vr != "SQ":
+            return True
+        elem = ds[tag]
+        if vr == "SQ":
+            if action in ("remove", "dummy"):
+                elem.value = Sequence()
+            elif action in ("keep", "clean"):
+                for index, item in enumerate(elem.value or ()):
+                    self.walk(item, f"{path}[{index}].")
+            else:
+                del ds[tag]
+                return False
+            return True
+        transform = self.transform_for(action, elem.VR, decision)
+        if transform is None:
+            del ds[tag]
+            return False
+        values = elem.value if isinstance(elem.value, MultiValue | list) else [elem.value]
+        try:
+            new = [transform(v) for v in values if v not in (None, "")]
+        # A value the action cannot parse (a malformed date, say) is emptied, never passed on.
+        except (ValueError, TypeError, OverflowError):
+            new = []
+        if elem.VR == "UI":
+            self.result.uid_map.update(
+                (str(o), str(n)) for o, n in zip(values, new, strict=False) if o != n)
+        elem.value = new[0] if len(new) == 1 else (new or ("" if elem.VR not in NUMERIC_VRS else None))
+        return True
+
+    def transform_for(self, action: str, vr: str, decision: Decision) -> Callable | None:
+        p = self.engine.pseudonymizer
+        days = decision.days if action == "shiftDateFixedNbOfDays" else self.offset_days
+        if action == "remove":
+            return lambda v: ""
+        if action == "dummy":
+            return (lambda v: DUMMY_VALUES[vr]) if vr in DUMMY_VALUES else None
+        if action == "replaceWithLiteral":
+            return lambda v: decision.literal
+        if action == "hashID":
+            return (lambda v: p.uid(str(v))) if vr == "UI" else (lambda v: p.hash_id(str(v), vr))
+        if action == "patientHashID":
+            return lambda v: p.patient_id(str(v))
+        if action == "replaceWithRandomName":
+            return lambda v: p.person_name(str(v), self.sex)
+        if action == "shiftUnixTimeStampRandom":
+            return lambda v: shift_unix_timestamp(int(v), days)
+        if action in ("shiftDateRandomNbOfDays", "shiftDateFixedNbOfDays", "clean"):
+            if vr == "DA":
+                return lambda v: shift_date(str(v), days)
+            if vr == "DT":
+                return lambda v: shift_datetime(str(v), days)
+            if action == "clean" and vr in TEXT_VRS:
+                return lambda v: clean_text(str(v), self.known)
+            if action == "clean" and vr == "PN":
+                return lambda v: p.person_name(str(v), self.sex)
+            # Times, ages and other values carry no date to move: kept as they are.
+            return lambda v: v
+        if action == "keep":
+            return lambda v: v
+        return None
+
+
+def _creator_of(ds: Dataset, tag: BaseTag) -> str | None:
+    creator = ds.get((tag.group, tag.element >> 8))
+    return str(creator.value) if creator is not None else None

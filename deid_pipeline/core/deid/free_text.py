@@ -1,0 +1,77 @@
+"""Clean free text span by span: PHI out, clinical words kept.
+
+Spans come from the file's own identifying values (exact, case-insensitive, on word boundaries)
+and from patterns that catch PHI the header does not hold (dates, phones, e-mail, ID-like tokens,
+street addresses). An optional NER model adds spans through `extra_spans`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+from deid_pipeline.core.deid.identifiers import MONTHS, IdentifyingValues
+
+Span = tuple[int, int]
+SpanFinder = Callable[[str], Iterable[Span]]
+
+_MONTH = "|".join(MONTHS)
+PHI_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.IGNORECASE) for p in (
+    r"\b\d{1,4}[/.\-]\d{1,2}[/.\-]\d{2,4}\b",  # 03/01/2012, 2012-01-03, 01.03.2012
+    rf"\b\d{{1,2}}[\s\-]?(?:{_MONTH})[a-z]*\.?[\s\-,]*\d{{2,4}}\b",  # 03-JAN-2012, 3 Jan 2012
+    rf"\b(?:{_MONTH})[a-z]*\.?\s+\d{{1,2}},?\s+\d{{4}}\b",  # Jan 03, 2012
+    rf"\b\d{{4}}\s+(?:{_MONTH})[a-z]*\.?\s+\d{{1,2}}\b",  # 2012 Jan 03
+    r"\b(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\b",  # 20120103
+    r"(?:\+?\d{1,2}[\s.\-]?)?\(?\b\d{3}\)?[\s.\-]\d{3}[\s.\-]\d{4}\b(?:\s*(?:x|ext\.?)\s*\d+)?",
+    r"\b[\w.+\-]+@[\w\-]+\.[\w.\-]+\b",  # e-mail
+    r"\b\d{3}-\d{2}-\d{4}\b",  # SSN
+    r"\b(?:MRN|ID|ACC|Acc)[:#\s]*[A-Z0-9\-]{4,}\b",  # labelled identifiers
+    r"\b[A-Z]{0,4}\d{6,}[A-Z0-9]*\b",  # MRN-like and other long digit runs
+    r"\b\d{1,6}\s+(?:[A-Z][a-z]+\s){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln"
+    r"|Drive|Dr|Court|Ct|Way|Place|Pl|Suite|Apt)\b\.?",  # street address
+))
+
+
+def literal_spans(text: str, phrases: Iterable[str]) -> list[Span]:
+    upper = text.upper()
+    spans = []
+    for phrase in phrases:
+        if not phrase:
+            continue
+        pattern = r"(?<![A-Z0-9])" + re.escape(phrase) + r"(?![A-Z0-9])"
+        spans.extend(m.span() for m in re.finditer(pattern, upper))
+    return spans
+
+
+def pattern_spans(text: str) -> list[Span]:
+    return [m.span() for pattern in PHI_PATTERNS for m in pattern.finditer(text)]
+
+
+def merge(spans: Iterable[Span]) -> list[Span]:
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(s, e) for s, e in merged]
+
+
+def clean_text(text: str, known: IdentifyingValues,
+               extra_spans: Iterable[SpanFinder] = ()) -> str:
+    """`text` with every PHI span removed and the whitespace left behind tidied."""
+    spans = literal_spans(text, known.phrases() | known.initials)
+    spans += pattern_spans(text)
+    for finder in extra_spans:
+        spans += list(finder(text))
+    if not spans:
+        return text
+    pieces, cursor = [], 0
+    for start, end in merge(spans):
+        pieces.append(text[cursor:start])
+        cursor = end
+    pieces.append(text[cursor:])
+    cleaned = re.sub(r"[ \t]{2,}", " ", "".join(pieces))
+    cleaned = re.sub(r"\s+([,.;:])", r"\1", cleaned)
+    cleaned = re.sub(r"([,;:])\1+", r"\1", cleaned)
+    return cleaned.strip(" ,;:-")

@@ -1,0 +1,132 @@
+"""The identifying values a file carries, gathered before anything is changed.
+
+The free-text cleaner, the burned-in PHI matcher and the leak gate all look for the same things:
+every part of every person name, initials, IDs, places and dates in the forms people write them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+
+from pydicom.dataset import Dataset
+
+# Free-text and coded IDs that identify a patient, a visit or an order.
+ID_KEYWORDS = frozenset({
+    "PatientID", "OtherPatientIDs", "IssuerOfPatientID", "AccessionNumber", "StudyID",
+    "RequestedProcedureID", "ScheduledProcedureStepID", "PerformedProcedureStepID",
+    "AdmissionID", "MedicalRecordLocator",
+    "FillerOrderNumberImagingServiceRequest", "PlacerOrderNumberImagingServiceRequest",
+    "DeviceSerialNumber", "PlateID", "DetectorID", "CassetteID", "GantryID",
+})
+PLACE_KEYWORDS = frozenset({
+    "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "StationName",
+    "PatientAddress", "PatientTelephoneNumbers", "PersonAddress", "PersonTelephoneNumbers",
+    "ReferringPhysicianAddress", "ReferringPhysicianTelephoneNumbers", "RegionOfResidence",
+    "CountryOfResidence", "MilitaryRank", "BranchOfService", "PatientMotherBirthName",
+})
+# Parts of a name that identify nobody on their own.
+NAME_NOISE = frozenset({"DR", "MD", "PHD", "JR", "SR", "II", "III", "IV", "MR", "MRS", "MS", "MISS",
+                        "PROF", "RN", "RT", "DDS", "DO"})
+# Clinical and imaging abbreviations that initials can collide with ("CT" for Carl Tate): never
+# treated as initials, or "CT CHEST" would lose its modality.
+CLINICAL_ABBREVIATIONS = frozenset({
+    "AP", "PA", "LAT", "LL", "RL", "CT", "MR", "MRI", "US", "XA", "DX", "CR", "MG", "NM", "PT",
+    "PET", "SC", "RF", "OT", "RT", "LT", "IV", "PO", "OR", "ER", "ED", "ICU", "HR", "BP", "KV",
+    "MA", "MM", "CM", "CC", "ML", "WL", "WW", "SE", "IM", "FS", "TR", "TE", "TI", "DWI", "ADC",
+    "FOV", "ROI", "AX", "COR", "SAG", "HD", "SD", "BMI", "DOB", "ID", "NO", "OK", "AM",
+})
+MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+MIN_NAME_PART = 2
+
+
+@dataclass
+class IdentifyingValues:
+    name_parts: set[str] = field(default_factory=set)  # upper-case words of person names
+    initials: set[str] = field(default_factory=set)  # e.g. "JT", "JKR"
+    ids: set[str] = field(default_factory=set)
+    places: set[str] = field(default_factory=set)  # institution, addresses, phones, station
+    dates: set[dt.date] = field(default_factory=set)
+
+    def date_renderings(self) -> set[str]:
+        return {text for day in self.dates for text in render_date(day)}
+
+    def phrases(self) -> set[str]:
+        """Every literal string to look for, longest first when sorted by the caller."""
+        return self.name_parts | self.ids | self.places | self.date_renderings()
+
+
+def render_date(day: dt.date) -> set[str]:
+    """The ways people and devices write a date: DICOM, ISO, US and European numeric forms
+    (padded or not, 4- or 2-digit years), and month-name forms."""
+    y, m, d = day.year, day.month, day.day
+    mon = MONTHS[m - 1]
+    yy = f"{y % 100:02d}"
+    forms = {
+        f"{y:04d}{m:02d}{d:02d}", f"{y:04d}-{m:02d}-{d:02d}", f"{y:04d}/{m:02d}/{d:02d}",
+        f"{y:04d}.{m:02d}.{d:02d}",
+        f"{d:02d}-{mon}-{y:04d}", f"{d:02d} {mon} {y:04d}", f"{d}-{mon}-{y:04d}",
+        f"{y:04d} {mon} {d:02d}", f"{mon} {d:02d} {y:04d}", f"{mon} {d} {y:04d}",
+        f"{mon} {d}, {y:04d}", f"{d:02d}{mon}{y:04d}",
+    }
+    for sep in "/.-":
+        for a, b in ((m, d), (d, m)):
+            forms |= {f"{a:02d}{sep}{b:02d}{sep}{y:04d}", f"{a}{sep}{b}{sep}{y:04d}",
+                      f"{a:02d}{sep}{b:02d}{sep}{yy}"}
+    return {form.upper() for form in forms}
+
+
+def parse_da(value: str) -> dt.date | None:
+    digits = re.sub(r"[^0-9]", "", value or "")
+    if len(digits) < 8:
+        return None
+    try:
+        return dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
+    except ValueError:
+        return None
+
+
+def add_person_name(found: IdentifyingValues, value: str) -> None:
+    components = [c for c in str(value).split("=")[0].split("^")]
+    words_by_component = [
+        [w for w in re.split(r"[\s,.\-']+", c.upper()) if w and w not in NAME_NOISE]
+        for c in components
+    ]
+    family = words_by_component[0] if words_by_component else []
+    given = words_by_component[1] if len(words_by_component) > 1 else []
+    middle = words_by_component[2] if len(words_by_component) > 2 else []
+    for word in family + given + middle:
+        if len(word) >= MIN_NAME_PART:
+            found.name_parts.add(word)
+    if family and given:
+        first, last = given[0][0], family[0][0]
+        candidates = {first + last, first + "".join(w[0] for w in given[1:]) + last}
+        if middle:
+            candidates.add(first + middle[0][0] + last)
+        found.initials |= candidates - CLINICAL_ABBREVIATIONS
+
+
+def gather(ds: Dataset, found: IdentifyingValues | None = None) -> IdentifyingValues:
+    """Walk every element at any depth and collect what identifies someone."""
+    found = found if found is not None else IdentifyingValues()
+    for elem in ds:
+        if elem.VR == "SQ":
+            for item in elem.value or ():
+                gather(item, found)
+            continue
+        if elem.value in (None, "", b""):
+            continue
+        values = elem.value if elem.VM > 1 else [elem.value]
+        if elem.VR == "PN":
+            for value in values:
+                add_person_name(found, str(value))
+        elif elem.VR == "DA":
+            found.dates |= {d for d in (parse_da(str(v)) for v in values) if d}
+        elif elem.VR == "DT":
+            found.dates |= {d for d in (parse_da(str(v)[:8]) for v in values) if d}
+        elif elem.keyword in ID_KEYWORDS:
+            found.ids |= {str(v).strip().upper() for v in values if len(str(v).strip()) >= 2}
+        elif elem.keyword in PLACE_KEYWORDS:
+            found.places |= {str(v).strip().upper() for v in values if len(str(v).strip()) >= 3}
+    return found
