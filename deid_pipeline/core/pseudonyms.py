@@ -29,6 +29,7 @@ SECRET_FILE_VARIABLE = "DEID_SECRET_FILE"
 HASH_ID_LENGTHS = {"SH": 16, "LO": 64}  # the VR's maximum length
 _SECONDS_PER_DAY = 86_400
 _PATIENT_ID_DIGITS = 16
+_NAME_DRAWS = 20
 
 _LEGACY_DA = re.compile(r"\d{4}\.\d{2}\.\d{2}")  # ACR-NEMA YYYY.MM.DD
 _DA = re.compile(r"\d{8}")
@@ -116,12 +117,18 @@ class Pseudonymizer:
         key = original.strip().rstrip("^=").casefold()
         seed = int.from_bytes(self._digest("person_name", key)[:8], "big")
         sex = (sex or "").strip().upper()
+        real_parts = set(re.split(r"[\s^=,.\-']+", key.upper())) - {""}
         with _FAKER_LOCK:  # seeding then drawing must not interleave with another thread
             faker = _faker()
             faker.seed_instance(seed)
-            family = faker.last_name()
-            given = (faker.first_name_male() if sex == "M"
-                     else faker.first_name_female() if sex == "F" else faker.first_name())
+            # A fake that shares a word with the real name would leak that word: draw again (the
+            # draws follow the seed, so the choice stays deterministic).
+            for _ in range(_NAME_DRAWS):
+                family = faker.last_name()
+                given = (faker.first_name_male() if sex == "M"
+                         else faker.first_name_female() if sex == "F" else faker.first_name())
+                if not real_parts & {family.upper(), given.upper()}:
+                    break
         return f"{family}^{given}" if vr == "PN" else f"{given} {family}"
 
     def date_offset_days(self, patient_key: str) -> int:

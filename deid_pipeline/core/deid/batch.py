@@ -21,10 +21,14 @@ from pathlib import Path
 
 import pandas as pd
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from deid_pipeline.core.atomic import write_atomically
 from deid_pipeline.core.deid.engine import FileResult, TagEngine
+from deid_pipeline.core.deid.identifiers import gather
+from deid_pipeline.core.deid.leak_gate import LeakGate
 from deid_pipeline.core.discovery import FileKind, SourceFile, discover
 
 OWNER_ONLY_FILE = 0o600
@@ -32,6 +36,7 @@ OWNER_ONLY_DIR = 0o700
 # pydicom reads values larger than this only when writing them out: pixel data streams from the
 # input to the output without being held per element.
 DEFER_SIZE = "256 KB"
+UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
 class QuarantineError(Exception):
@@ -101,6 +106,19 @@ def output_relpath(ds: pydicom.Dataset) -> str:
     return f"{patient}/{ds.StudyInstanceUID}/{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}.dcm"
 
 
+def last_value_cut_short(ds: pydicom.Dataset, path: Path) -> bool:
+    """Whether the file ends inside its last element. pydicom reads a cut-off file without
+    complaint, the last value (usually the pixel data) simply shorter than its declared length."""
+    if not ds or ds.file_meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+        return False  # a deflated dataset's offsets are not offsets into the file
+    last = ds.get_item(max(ds.keys()), keep_deferred=True)
+    if not isinstance(last, RawDataElement) or last.length == UNDEFINED_LENGTH:
+        return False
+    if last.value is None:  # deferred: only its place in the file was read
+        return last.value_tell + last.length > path.stat().st_size
+    return len(last.value) < last.length
+
+
 def deidentify_file(source: SourceFile, engine: TagEngine, dst: Path) -> FileOutcome:
     outcome = FileOutcome(relpath=source.relpath)
     try:
@@ -109,14 +127,27 @@ def deidentify_file(source: SourceFile, engine: TagEngine, dst: Path) -> FileOut
         ds = pydicom.dcmread(source.path, defer_size=DEFER_SIZE,
                              force=source.kind is FileKind.UNKNOWN)
         if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
+            if source.kind is FileKind.UNKNOWN:
+                raise QuarantineError("not a DICOM file (no DICM prefix, no SOP UIDs)")
             raise QuarantineError("missing SOP Instance UID or SOP Class UID")
+        if last_value_cut_short(ds, source.path):
+            raise QuarantineError("truncated file: the last element is cut short")
         for keyword in ("StudyInstanceUID", "SeriesInstanceUID"):
             if not ds.get(keyword):
                 raise QuarantineError(f"missing {keyword}")
-        outcome.result = engine.deidentify(ds)
+        known = gather(ds)
+        outcome.result = engine.deidentify(ds, known)
         relpath = output_relpath(ds)
-        write_atomically(dst / relpath,
-                         lambda tmp: ds.save_as(tmp, enforce_file_format=True))
+
+        def write_checked(tmp: Path) -> None:
+            # Judge what was written, read back, before the rename makes it visible.
+            ds.save_as(tmp, enforce_file_format=True)
+            written = pydicom.dcmread(tmp, stop_before_pixels=True)
+            findings = LeakGate(known).findings(written, relpath)
+            if findings:
+                raise QuarantineError("identifying value left: " + "; ".join(findings[:5]))
+
+        write_atomically(dst / relpath, write_checked)
         outcome.output = relpath
     # Every failure of one file is that file's quarantine reason; the batch goes on.
     except Exception as exc:  # noqa: BLE001

@@ -22,7 +22,7 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 
 from deid_pipeline.core.deid import method
-from deid_pipeline.core.deid.free_text import clean_text
+from deid_pipeline.core.deid.free_text import SpanFinder, clean_text
 from deid_pipeline.core.deid.identifiers import IdentifyingValues, gather
 from deid_pipeline.core.policy.annex_e import (
     AnnexEProfile,
@@ -102,6 +102,23 @@ class TagEngine:
         self.element_rules = policy.element_rules()
         self.safe_groups, self.safe_tags = load_safe_attributes()
         self._decisions: dict[tuple, Decision] = {}
+        self._span_finders: list[SpanFinder] | None = None
+
+    def __getstate__(self) -> dict:
+        # Worker processes load the NER model themselves, once each.
+        return {**self.__dict__, "_span_finders": None}
+
+    def span_finders(self) -> list[SpanFinder]:
+        """Extra free-text PHI finders: the policy's NER model, loaded on first use."""
+        if self._span_finders is None:
+            self._span_finders = []
+            if self.policy.ner is not None:
+                from deid_pipeline.core.deid.ner import DEFAULT_PHI_LABELS, NerSpanFinder
+
+                settings = self.policy.ner
+                self._span_finders.append(NerSpanFinder(
+                    settings.model, settings.labels or DEFAULT_PHI_LABELS, settings.min_score))
+        return self._span_finders
 
     # -- deciding ---------------------------------------------------------------------------
     def decide(self, tag: int, vr: str, private_creator: str | None, sop_class: str) -> Decision:
@@ -120,7 +137,8 @@ class TagEngine:
             keyword = keyword_for_tag(tag)
             attr_type = attribute_type(keyword, sop_class) if keyword else None
             resolved = resolve_action(code, attr_type)
-            if resolved == "U" and vr != "UI":
+            # U on a sequence (X/Z/U*) keeps its items and replaces the UIDs inside them.
+            if resolved == "U" and vr not in ("UI", "SQ"):
                 resolved = "D"
             how = f"annex-e {code}" + (f" type {attr_type}" if "/" in code else "")
             return Decision(PROFILE_ACTIONS[resolved], how)
@@ -131,10 +149,11 @@ class TagEngine:
         return Decision("delete", "not in profile, not known safe")
 
     # -- applying ---------------------------------------------------------------------------
-    def deidentify(self, ds: Dataset) -> FileResult:
-        """De-identify `ds` in place (file meta included) and say what was done."""
+    def deidentify(self, ds: Dataset, known: IdentifyingValues | None = None) -> FileResult:
+        """De-identify `ds` in place (file meta included) and say what was done. `known`: the
+        file's identifying values when the caller already gathered them."""
         result = FileResult()
-        known = gather(ds)
+        known = known if known is not None else gather(ds)
         patient_key = str(ds.get("PatientID", "") or ds.get("PatientName", "")
                           or ds.get("StudyInstanceUID", ""))
         context = _FileContext(
@@ -187,7 +206,10 @@ class _FileContext:
             if base.is_private:
                 creator = _creator_of(ds, base)
             vr = raw.VR or (dictionary_VR(tag) if not base.is_private else "UN")
-            decision = self.engine.decide(tag, vr, creator, self.sop_class)
+            # Attribute types hold at the top level only; in an item the sequence's macro decides,
+            # which the types table does not know ("" resolves as type unknown).
+            sop_class = self.sop_class if not prefix else ""
+            decision = self.engine.decide(tag, vr, creator, sop_class)
             path = f"{prefix}{_tag_text(tag)}"
             kept = self.apply(ds, tag, vr, decision, path)
             if kept and base.is_private:
@@ -210,7 +232,7 @@ class _FileContext:
         if vr == "SQ":
             if action in ("remove", "dummy"):
                 elem.value = Sequence()
-            elif action in ("keep", "clean"):
+            elif action in ("keep", "clean", "hashID"):
                 for index, item in enumerate(elem.value or ()):
                     self.walk(item, f"{path}[{index}].")
             else:
@@ -247,7 +269,7 @@ class _FileContext:
         if action == "patientHashID":
             return lambda v: p.patient_id(str(v))
         if action == "replaceWithRandomName":
-            return lambda v: p.person_name(str(v), self.sex)
+            return lambda v: p.person_name(str(v), self.sex, vr)
         if action == "shiftUnixTimeStampRandom":
             return lambda v: shift_unix_timestamp(int(v), days)
         if action in ("shiftDateRandomNbOfDays", "shiftDateFixedNbOfDays", "clean"):
@@ -256,7 +278,8 @@ class _FileContext:
             if vr == "DT":
                 return lambda v: shift_datetime(str(v), days)
             if action == "clean" and vr in TEXT_VRS:
-                return lambda v: clean_text(str(v), self.known)
+                finders = self.engine.span_finders()
+                return lambda v: clean_text(str(v), self.known, finders)
             if action == "clean" and vr == "PN":
                 return lambda v: p.person_name(str(v), self.sex)
             # Times, ages and other values carry no date to move: kept as they are.

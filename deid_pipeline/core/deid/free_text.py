@@ -25,10 +25,13 @@ PHI_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.IGNORECASE) f
     r"(?:\+?\d{1,2}[\s.\-]?)?\(?\b\d{3}\)?[\s.\-]\d{3}[\s.\-]\d{4}\b(?:\s*(?:x|ext\.?)\s*\d+)?",
     r"\b[\w.+\-]+@[\w\-]+\.[\w.\-]+\b",  # e-mail
     r"\b\d{3}-\d{2}-\d{4}\b",  # SSN
-    r"\b(?:MRN|ID|ACC|Acc)[:#\s]*[A-Z0-9\-]{4,}\b",  # labelled identifiers
+    # A label, then an identifier holding a digit: "ID: AB-7781", "MRN12345", not "identified".
+    r"\b(?:MRN|ID|ACC)[:#\s]*(?=[A-Z\-]*\d)[A-Z0-9\-]{4,}\b",
     r"\b[A-Z]{0,4}\d{6,}[A-Z0-9]*\b",  # MRN-like and other long digit runs
-    r"\b\d{1,6}\s+(?:[A-Z][a-z]+\s){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln"
-    r"|Drive|Dr|Court|Ct|Way|Place|Pl|Suite|Apt)\b\.?",  # street address
+    # Street address: capitalised name words and a street word; abbreviations only as written
+    # in addresses, so "3 month CT" and "2 views Dr" stay.
+    r"\b\d{1,6}\s+(?-i:(?:[A-Z][A-Za-z]+\s){1,3})(?:Street|Avenue|Road|Boulevard|Lane|Drive"
+    r"|Court|Way|Place|Suite|(?-i:St|Ave|Rd|Blvd|Ln|Dr|Ct|Pl|Apt))\b\.?",
 ))
 
 

@@ -64,12 +64,22 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class NerSettings:
+    """A token-classification model on local disk that adds PHI spans to free-text cleaning."""
+
+    model: Path
+    labels: frozenset[str] | None = None  # None: the finder's default PHI labels
+    min_score: float = 0.5
+
+
+@dataclass(frozen=True)
 class Policy:
     rules: tuple[Rule, ...]
     options: tuple[str, ...]
     shift_min_days: int
     shift_max_days: int
     sources: tuple[str, ...] = field(default=())
+    ner: NerSettings | None = None
 
     def element_rules(self) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.action != "ensureTagExists")
@@ -148,7 +158,7 @@ def _parse_document(text: str, name: str) -> tuple[dict, list[Rule]]:
         raise PolicyError(f"{name}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(document, dict):
         raise PolicyError(f"{name}:1: a policy is a mapping with profile, dates and rules")
-    unknown = set(document) - {"profile", "dates", "rules"}
+    unknown = set(document) - {"profile", "dates", "rules", "ner"}
     if unknown:
         raise PolicyError(f"{name}:1: unknown section(s) {', '.join(sorted(unknown))}")
     rule_nodes = []
@@ -178,6 +188,7 @@ def load_policy(user_files: Sequence[Path] = ()) -> Policy:
     rules: list[Rule] = []
     options: tuple[str, ...] = ()
     shift = (365, 3650)
+    ner: NerSettings | None = None
     for name, text in documents:
         document, file_rules = _parse_document(text, name)
         rules = file_rules + rules
@@ -195,8 +206,31 @@ def load_policy(user_files: Sequence[Path] = ()) -> Policy:
                     and isinstance(days.get("max"), int) and 0 < days["min"] <= days["max"]):
                 raise PolicyError(f"{name}: dates.shift_days needs whole numbers 0 < min <= max")
             shift = (days["min"], days["max"])
+        if "ner" in document:
+            ner = _parse_ner(document["ner"], name)
     return Policy(rules=tuple(rules), options=options, shift_min_days=shift[0],
-                  shift_max_days=shift[1], sources=tuple(name for name, _ in documents))
+                  shift_max_days=shift[1], sources=tuple(name for name, _ in documents), ner=ner)
+
+
+def _parse_ner(raw: Any, name: str) -> NerSettings | None:
+    """`ner: {model: PATH, labels: [PER, ...], min_score: 0.5}`; `ner: null` switches it off.
+    A relative model path is taken from the policy file's folder."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("model"), str):
+        raise PolicyError(f"{name}: ner needs model: <folder of a saved token-classification model>")
+    unknown = set(raw) - {"model", "labels", "min_score"}
+    if unknown:
+        raise PolicyError(f"{name}: unknown ner key(s) {', '.join(sorted(unknown))}")
+    score = raw.get("min_score", 0.5)
+    if not isinstance(score, int | float) or not 0 <= score <= 1:
+        raise PolicyError(f"{name}: ner.min_score must be between 0 and 1")
+    labels = raw.get("labels")
+    model = Path(raw["model"])
+    if not model.is_absolute() and name != PACKAGED_DEFAULT:
+        model = Path(name).parent / model
+    return NerSettings(model=model, min_score=float(score),
+                       labels=frozenset(str(label).upper() for label in labels) if labels else None)
 
 
 def describe_tag(tag: int) -> str:
