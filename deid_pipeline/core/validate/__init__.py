@@ -1,0 +1,1 @@
+"""Validation of de-identified output: the MIDI-B checks and their reports."""

@@ -1,0 +1,222 @@
+"""The ten MIDI-B checks over an output tree, an answer key and the de-identifier's mapping files.
+
+Formats and semantics: `shared/reference/midi-b-validation.md`. One validator serves the
+synthetic corpus and a real MIDI-B key a user owns.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pydicom
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+
+from deid_pipeline.core.validate.text_rule import is_removed, is_retained
+
+CHECKS = ("tag_retained", "text_notnull", "text_retained", "text_removed", "date_shifted",
+          "uid_changed", "uid_consistent", "patid_consistent", "pixels_retained", "pixels_hidden")
+# A missing output file passes these: nothing identifying can be left in a file that is not there.
+PASS_WHEN_MISSING = frozenset({"text_removed", "date_shifted", "uid_changed", "pixels_hidden"})
+RESULT_COLUMNS = ("check_passed", "check_score", "action", "action_text", "file_value",
+                  "answer_value", "tag", "tag_ds", "tag_name", "modality", "class", "patient",
+                  "study", "series", "instance")
+# Markers OCR may still read in a hidden box without anything identifying being left.
+IGNORED_IN_PIXELS = re.compile(r"\bdob\s*:?|\[\s*[mfo]\s*\]", re.IGNORECASE)
+STEP = re.compile(
+    r'<\((?P<group>[0-9a-fA-F]{4}),(?:"(?P<creator>[^"]*)",(?P<offset>[0-9a-fA-F]{2})'
+    r'|(?P<element>[0-9a-fA-F]{4}))\)>(?:\[<(?P<index>\d+)>\])?')
+
+# Reads the text in a box of an image: (dataset, (x1, y1, x2, y2)) -> text.
+BoxReader = Callable[[Dataset, tuple[int, int, int, int]], str]
+
+
+def unwrap(text: str | None) -> str:
+    text = text or ""
+    return text[1:-1] if text.startswith("<") and text.endswith(">") else text
+
+
+@dataclass(frozen=True)
+class AnswerCheck:
+    instance: str
+    study: str
+    series: str
+    modality: str
+    sop_class: str
+    patient: str
+    action: str  # one of CHECKS
+    tag: str
+    tag_ds: str  # with its brackets: the element's path
+    tag_name: str
+    value: str
+    action_text: str
+
+
+def load_answer_key(path: Path) -> list[AnswerCheck]:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        rows = db.execute(
+            "SELECT SOPInstanceUID, StudyInstanceUID, SeriesInstanceUID, Modality, SOPClassUID,"
+            " PatientID, AnswerData FROM answer_data").fetchall()
+    checks = []
+    for sop, study, series, modality, sop_class, patient, answer_data in rows:
+        for entry in json.loads(answer_data or "{}").values():
+            checks.append(AnswerCheck(
+                instance=sop, study=study, series=series, modality=modality or "",
+                sop_class=sop_class or "", patient=patient or "",
+                action=unwrap(entry.get("action")), tag=unwrap(entry.get("tag")),
+                tag_ds=entry.get("tag_ds") or "", tag_name=unwrap(entry.get("tag_name")),
+                value=unwrap(entry.get("value")), action_text=unwrap(entry.get("action_text"))))
+    return checks
+
+
+def load_mapping(path: Path) -> dict[str, str]:
+    if not Path(path).exists():
+        return {}
+    with open(path, newline="") as fh:
+        return {row["id_old"]: row["id_new"] for row in csv.DictReader(fh)}
+
+
+def find_element(ds: Dataset, tag_ds: str) -> DataElement | None:
+    """The element at a MIDI-B path such as `<(0008,1140)>[<0000>]<(0008,1155)>` or
+    `<(0019,"GEMS_ACQU_01",92)>`; None when any step is absent."""
+    steps = list(STEP.finditer(tag_ds))
+    if not steps:
+        return None
+    current: Dataset = ds
+    for position, step in enumerate(steps):
+        group = int(step["group"], 16)
+        if step["creator"] is not None:
+            try:
+                block = current.private_block(group, step["creator"])
+                elem = block[int(step["offset"], 16)]
+            except KeyError:
+                return None
+        else:
+            tag = (group << 16) | int(step["element"], 16)
+            if tag not in current:
+                return None
+            elem = current[tag]
+        if position == len(steps) - 1:
+            return elem
+        index = int(step["index"] or 0)
+        if elem.VR != "SQ" or index >= len(elem.value or ()):
+            return None
+        current = elem.value[index]
+    return None
+
+
+def element_text(elem: DataElement | None) -> str:
+    if elem is None or elem.value is None:
+        return ""
+    if elem.VR == "SQ":
+        return f"<{len(elem.value)} item(s)>"
+    if isinstance(elem.value, bytes):
+        return ""
+    if elem.VM > 1:
+        return "\\".join(str(v) for v in elem.value)
+    return str(elem.value)
+
+
+class MidibValidator:
+    def __init__(self, answers: list[AnswerCheck], uid_map: dict[str, str],
+                 patid_map: dict[str, str], read_box: BoxReader | None = None) -> None:
+        self.answers = answers
+        self.uid_map = uid_map
+        self.patid_map = patid_map
+        self.read_box = read_box
+
+    @classmethod
+    def from_files(cls, answer_key: Path, mappings: Path,
+                   read_box: BoxReader | None = None) -> MidibValidator:
+        return cls(load_answer_key(answer_key), load_mapping(Path(mappings) / "uid_mapping.csv"),
+                   load_mapping(Path(mappings) / "patid_mapping.csv"), read_box)
+
+    def index_outputs(self, output_root: Path) -> dict[str, Path]:
+        """Original SOP Instance UID → output file, through the UID mapping."""
+        original_of = {new: old for old, new in self.uid_map.items()}
+        index = {}
+        for path in sorted(Path(output_root).rglob("*")):
+            if not path.is_file():
+                continue
+            try:
+                sop = pydicom.dcmread(path, stop_before_pixels=True,
+                                      specific_tags=["SOPInstanceUID"]).get("SOPInstanceUID")
+            except Exception:  # noqa: BLE001 - a non-DICOM file in the tree matches no answer
+                continue
+            if sop:
+                index[original_of.get(str(sop), str(sop))] = path
+        return index
+
+    def evaluate(self, check: AnswerCheck, ds: Dataset | None) -> tuple[bool, str]:
+        """(passed, the value found in the file)."""
+        if ds is None:
+            return check.action in PASS_WHEN_MISSING, ""
+        if check.action == "pixels_retained":
+            pixels = ds.get("PixelData")
+            digest = hashlib.md5(pixels).hexdigest() if pixels is not None else ""
+            return digest == check.action_text.lower(), digest
+        if check.action == "pixels_hidden":
+            box = json.loads(check.action_text)
+            (x1, y1), (x2, y2) = box["top_left"], box["bottom_right"]
+            read = self.read_box(ds, (x1, y1, x2, y2)) if self.read_box else ""
+            expected = IGNORED_IN_PIXELS.sub(" ", box["text"])
+            return is_removed(expected, IGNORED_IN_PIXELS.sub(" ", read)), read
+        elem = find_element(ds, check.tag_ds)
+        value = element_text(elem)
+        action = check.action
+        if action in ("tag_retained", "text_notnull"):
+            return elem is not None and value.strip() != "", value
+        if action == "text_retained":
+            return elem is not None and is_retained(check.action_text or check.value, value), value
+        if action == "text_removed":
+            return is_removed(check.action_text or check.value, value), value
+        if action in ("date_shifted", "uid_changed"):
+            return not check.value or check.value not in value, value
+        if action == "uid_consistent":
+            return elem is None or value == self.uid_map.get(check.value), value
+        if action == "patid_consistent":
+            return elem is None or value == self.patid_map.get(check.value), value
+        raise ValueError(f"unknown check {check.action!r}")
+
+    def results(self, output_root: Path) -> pd.DataFrame:
+        index = self.index_outputs(output_root)
+        rows = list(self._rows(index))
+        return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+
+    def _rows(self, index: dict[str, Path]) -> Iterator[dict]:
+        by_instance: dict[str, list[AnswerCheck]] = {}
+        for check in self.answers:
+            by_instance.setdefault(check.instance, []).append(check)
+        for instance, checks in by_instance.items():
+            path = index.get(instance)
+            ds = pydicom.dcmread(path) if path is not None else None
+            for check in checks:
+                passed, found = self.evaluate(check, ds)
+                yield {
+                    "check_passed": passed, "check_score": int(passed),
+                    "action": f"<{check.action}>", "action_text": check.action_text,
+                    "file_value": found, "answer_value": check.value, "tag": check.tag,
+                    "tag_ds": check.tag_ds, "tag_name": check.tag_name,
+                    "modality": check.modality, "class": check.sop_class,
+                    "patient": check.patient, "study": check.study, "series": check.series,
+                    "instance": instance,
+                }
+
+
+def scoring(results: pd.DataFrame) -> pd.DataFrame:
+    """Pass/fail per check kind and overall, as the reference report's Scoring sheet."""
+    by_action = results.groupby("action")["check_passed"].agg(Pass="sum", Total="count")
+    by_action["Fail"] = by_action["Total"] - by_action["Pass"]
+    total = pd.DataFrame({"Pass": [by_action["Pass"].sum()], "Total": [by_action["Total"].sum()],
+                          "Fail": [by_action["Fail"].sum()]}, index=["All"])
+    table = pd.concat([by_action, total])
+    table["Score"] = (table["Pass"] / table["Total"]).round(6)
+    return table.rename_axis("Category").reset_index()[["Category", "Fail", "Pass", "Total", "Score"]]
