@@ -15,7 +15,7 @@ from functools import lru_cache
 from importlib import resources
 
 import yaml
-from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -79,14 +79,28 @@ class FileResult:
     audit: list[AuditRow] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class SafeAttributes:
+    """Attributes kept although Table E.1-1 does not list them (safe_attributes.yaml)."""
+
+    groups: frozenset[int]
+    tags: frozenset[int]
+    keyword_suffixes: tuple[str, ...]
+
+    def __contains__(self, tag: int) -> bool:
+        if (tag >> 16) in self.groups or tag in self.tags:
+            return True
+        keyword = keyword_for_tag(tag)
+        return bool(keyword) and keyword.endswith(self.keyword_suffixes)
+
+
 @lru_cache(maxsize=1)
-def load_safe_attributes() -> tuple[frozenset[int], frozenset[int]]:
+def load_safe_attributes() -> SafeAttributes:
     text = resources.files("deid_pipeline.core.policy").joinpath("data", "safe_attributes.yaml")
     data = yaml.safe_load(text.read_text())
-    from pydicom.datadict import tag_for_keyword
-
-    tags = frozenset(tag_for_keyword(k) for k in data["keywords"])
-    return frozenset(data["groups"]), tags
+    return SafeAttributes(groups=frozenset(data["groups"]),
+                          tags=frozenset(tag_for_keyword(k) for k in data["keywords"]),
+                          keyword_suffixes=tuple(data["keyword_suffixes"]))
 
 
 def _tag_text(tag: int) -> str:
@@ -100,7 +114,7 @@ class TagEngine:
         self.pseudonymizer = pseudonymizer
         self.profile = profile or load_profile()
         self.element_rules = policy.element_rules()
-        self.safe_groups, self.safe_tags = load_safe_attributes()
+        self.safe = load_safe_attributes()
         self._decisions: dict[tuple, Decision] = {}
         self._span_finders: list[SpanFinder] | None = None
 
@@ -144,7 +158,7 @@ class TagEngine:
             return Decision(PROFILE_ACTIONS[resolved], how)
         if BaseTag(tag).is_private:
             return Decision("delete", "private, not retained")
-        if (tag >> 16) in self.safe_groups or tag in self.safe_tags:
+        if tag in self.safe:
             return Decision("keep", "safe attribute")
         return Decision("delete", "not in profile, not known safe")
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
+from faker.providers.person.en_US import Provider as UsNames
+
 from deid_pipeline.core.deid.identifiers import MONTHS, IdentifyingValues
 
 Span = tuple[int, int]
@@ -34,6 +36,22 @@ PHI_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.IGNORECASE) f
     r"|Court|Way|Place|Suite|(?-i:St|Ave|Rd|Blvd|Ln|Dr|Ct|Pl|Apt))\b\.?",
 ))
 
+# Names the header does not hold: relatives, staff, visitors. Two general cues: a title or a
+# relation right before capitalised words ("brother David Thornton", "Dr. Ames"), and a common
+# given name followed by a capitalised word ("David Thornton"). The pattern's `phi` group is the
+# span removed; the cue word stays.
+_CAPITALISED = r"[A-Z][a-zA-Z'\-]+"
+CUED_NAME = re.compile(
+    r"\b(?:Dr|Mr|Mrs|Ms|Miss|Prof|brother|sister|mother|father|wife|husband|son|daughter"
+    r"|spouse|partner|friend|guardian|caregiver|nurse|technologist|tech)\.?\s+"
+    rf"(?P<phi>(?-i:{_CAPITALISED}(?:\s+{_CAPITALISED})?))",
+    re.IGNORECASE)
+GIVEN_NAMES = sorted({*UsNames.first_names_male, *UsNames.first_names_female}, key=len,
+                     reverse=True)
+GIVEN_AND_FAMILY_NAME = re.compile(
+    rf"\b(?P<phi>(?:{'|'.join(GIVEN_NAMES)})\s+{_CAPITALISED})")
+NAME_PATTERNS = (CUED_NAME, GIVEN_AND_FAMILY_NAME)
+
 
 def literal_spans(text: str, phrases: Iterable[str]) -> list[Span]:
     upper = text.upper()
@@ -47,7 +65,9 @@ def literal_spans(text: str, phrases: Iterable[str]) -> list[Span]:
 
 
 def pattern_spans(text: str) -> list[Span]:
-    return [m.span() for pattern in PHI_PATTERNS for m in pattern.finditer(text)]
+    spans = [m.span() for pattern in PHI_PATTERNS for m in pattern.finditer(text)]
+    spans += [m.span("phi") for pattern in NAME_PATTERNS for m in pattern.finditer(text)]
+    return spans
 
 
 def merge(spans: Iterable[Span]) -> list[Span]:
