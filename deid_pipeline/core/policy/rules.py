@@ -148,7 +148,8 @@ def _parse_rule(raw: Any, where: str) -> Rule:
     )
 
 
-def _parse_document(text: str, name: str) -> tuple[dict, list[Rule]]:
+def _parse_document(text: str, name: str) -> tuple[dict, list[Rule], dict[str, int]]:
+    """The document, its rules, and the line each top-level section's value starts on."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         document = yaml.safe_load(text) or {}
@@ -162,7 +163,9 @@ def _parse_document(text: str, name: str) -> tuple[dict, list[Rule]]:
     if unknown:
         raise PolicyError(f"{name}:1: unknown section(s) {', '.join(sorted(unknown))}")
     rule_nodes = []
+    lines = {}
     for key_node, value_node in node.value if node is not None else ():
+        lines[key_node.value] = value_node.start_mark.line + 1
         if key_node.value == "rules":
             if not isinstance(value_node, yaml.SequenceNode):
                 raise PolicyError(f"{name}:{value_node.start_mark.line + 1}: rules must be a list")
@@ -171,7 +174,7 @@ def _parse_document(text: str, name: str) -> tuple[dict, list[Rule]]:
         _parse_rule(raw, f"{name}:{rule_node.start_mark.line + 1}")
         for raw, rule_node in zip(document.get("rules") or [], rule_nodes, strict=True)
     ]
-    return document, rules
+    return document, rules, lines
 
 
 def load_policy(user_files: Sequence[Path] = ()) -> Policy:
@@ -190,41 +193,41 @@ def load_policy(user_files: Sequence[Path] = ()) -> Policy:
     shift = (365, 3650)
     ner: NerSettings | None = None
     for name, text in documents:
-        document, file_rules = _parse_document(text, name)
+        document, file_rules, lines = _parse_document(text, name)
         rules = file_rules + rules
         profile = document.get("profile") or {}
         if "options" in profile:
             chosen = tuple(profile["options"] or ())
             bad = [o for o in chosen if o not in OPTION_COLUMNS]
             if bad:
-                raise PolicyError(f"{name}: unknown profile option(s) {', '.join(bad)} "
+                raise PolicyError(f"{name}:{lines['profile']}: unknown profile option(s) {', '.join(bad)} "
                                   f"(known: {', '.join(sorted(OPTION_COLUMNS))})")
             options = chosen
         days = (document.get("dates") or {}).get("shift_days")
         if days is not None:
             if not (isinstance(days, dict) and isinstance(days.get("min"), int)
                     and isinstance(days.get("max"), int) and 0 < days["min"] <= days["max"]):
-                raise PolicyError(f"{name}: dates.shift_days needs whole numbers 0 < min <= max")
+                raise PolicyError(f"{name}:{lines['dates']}: dates.shift_days needs whole numbers 0 < min <= max")
             shift = (days["min"], days["max"])
         if "ner" in document:
-            ner = _parse_ner(document["ner"], name)
+            ner = _parse_ner(document["ner"], name, lines["ner"])
     return Policy(rules=tuple(rules), options=options, shift_min_days=shift[0],
                   shift_max_days=shift[1], sources=tuple(name for name, _ in documents), ner=ner)
 
 
-def _parse_ner(raw: Any, name: str) -> NerSettings | None:
+def _parse_ner(raw: Any, name: str, line: int) -> NerSettings | None:
     """`ner: {model: PATH, labels: [PER, ...], min_score: 0.5}`; `ner: null` switches it off.
     A relative model path is taken from the policy file's folder."""
     if raw is None:
         return None
     if not isinstance(raw, dict) or not isinstance(raw.get("model"), str):
-        raise PolicyError(f"{name}: ner needs model: <folder of a saved token-classification model>")
+        raise PolicyError(f"{name}:{line}: ner needs model: <folder of a saved token-classification model>")
     unknown = set(raw) - {"model", "labels", "min_score"}
     if unknown:
-        raise PolicyError(f"{name}: unknown ner key(s) {', '.join(sorted(unknown))}")
+        raise PolicyError(f"{name}:{line}: unknown ner key(s) {', '.join(sorted(unknown))}")
     score = raw.get("min_score", 0.5)
     if not isinstance(score, int | float) or not 0 <= score <= 1:
-        raise PolicyError(f"{name}: ner.min_score must be between 0 and 1")
+        raise PolicyError(f"{name}:{line}: ner.min_score must be between 0 and 1")
     labels = raw.get("labels")
     model = Path(raw["model"])
     if not model.is_absolute() and name != PACKAGED_DEFAULT:
