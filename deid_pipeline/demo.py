@@ -68,6 +68,7 @@ def run_demo(data_root: Path, partition: str, patients: int, seed: int) -> DemoR
     corpus = generate_corpus(lake.incoming(partition), patients=patients, seed=seed)
     with DagsterInstance.get() as instance:
         result = materialize(all_assets, partition_key=partition, instance=instance,
+                             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
                              resources={"lake": lake, "pseudonym_key": PseudonymKey()},
                              raise_on_error=False)
     tables = tuple(lake.table_path(asset.key.path[-1], partition) for asset in all_assets)

@@ -1,5 +1,6 @@
 """Stage 3: tags de-identified by PS3.15 Annex E and the policy."""
 
+import os
 import shutil
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
@@ -34,7 +35,7 @@ def deidentified_dicom(context: AssetExecutionContext, lake: DataLake,
     shutil.rmtree(work, ignore_errors=True)
     policy = load_policy()
     engine = TagEngine(policy, pseudonym_key.pseudonymizer(policy))
-    report = deidentify_tree(lake.incoming(day), out, work, engine)
+    report = deidentify_tree(lake.incoming(day), out, work, engine, jobs=os.cpu_count() or 1)
     files = report.written + report.quarantined
     return MaterializeResult(
         metadata={

@@ -16,7 +16,7 @@ import struct
 import time
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -143,7 +143,7 @@ def deidentify_file(source: SourceFile, engine: TagEngine, dst: Path) -> FileOut
             # Judge what was written, read back, before the rename makes it visible.
             ds.save_as(tmp, enforce_file_format=True)
             written = pydicom.dcmread(tmp, stop_before_pixels=True)
-            findings = LeakGate(known).findings(written, relpath)
+            findings = LeakGate(known).findings(written, relpath, outcome.result.generated)
             if findings:
                 raise QuarantineError("identifying value left: " + "; ".join(findings[:5]))
 
@@ -240,7 +240,8 @@ def deidentify_tree(src: Path, dst: Path, work: Path, engine: TagEngine,
         uid_pairs.extend(result.uid_map.items())
         if result.patient_id:
             patid_pairs.append(result.patient_id)
-        audit_rows.extend({"file": outcome.output, **asdict(row)} for row in result.audit)
+        # vars, not asdict: the rows are flat, and asdict deep-copies every field of every row.
+        audit_rows.extend({"file": outcome.output, **vars(row)} for row in result.audit)
 
     write_mapping(paths.uid_mapping, uid_pairs)
     write_mapping(paths.patid_mapping, patid_pairs)

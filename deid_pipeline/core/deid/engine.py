@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 
 import yaml
@@ -49,6 +49,8 @@ DUMMY_VALUES = {
     "SH": "ANONYMIZED", "ST": "ANONYMIZED", "TM": "000000", "UC": "ANONYMIZED", "UT": "ANONYMIZED",
     "UR": "", "FL": 0.0, "FD": 0.0, "SL": 0, "SS": 0, "UL": 0, "US": 0, "SV": 0, "UV": 0,
 }
+GENERATING_ACTIONS = frozenset({"replaceWithRandomName", "patientHashID", "hashID",
+                                "replaceWithLiteral", "dummy", "remove"})
 TEXT_VRS = frozenset({"LO", "SH", "LT", "ST", "UT", "UC"})
 NUMERIC_VRS = frozenset({"SL", "SS", "UL", "US", "SV", "UV", "FL", "FD", "DS", "IS"})
 
@@ -77,6 +79,9 @@ class FileResult:
     uid_map: dict[str, str] = field(default_factory=dict)
     patient_id: tuple[str, str] | None = None  # (original, pseudonym)
     audit: list[AuditRow] = field(default_factory=list)
+    # Element paths whose whole value the engine wrote (a fake name, a hash, a literal, a dummy):
+    # nothing of the original is in them, whatever words they happen to share with it.
+    generated: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -103,8 +108,15 @@ def load_safe_attributes() -> SafeAttributes:
                           keyword_suffixes=tuple(data["keyword_suffixes"]))
 
 
+# The audit labels every element: a batch meets the same few hundred tags in every file.
+@cache
 def _tag_text(tag: int) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+@cache
+def _keyword(tag: int) -> str:
+    return keyword_for_tag(tag) or ""
 
 
 class TagEngine:
@@ -116,6 +128,7 @@ class TagEngine:
         self.element_rules = policy.element_rules()
         self.safe = load_safe_attributes()
         self._decisions: dict[tuple, Decision] = {}
+        self._fake_names: dict[tuple[str, str | None, str], str] = {}
         self._span_finders: list[SpanFinder] | None = None
 
     def __getstate__(self) -> dict:
@@ -161,6 +174,15 @@ class TagEngine:
         if tag in self.safe:
             return Decision("keep", "safe attribute")
         return Decision("delete", "not in profile, not known safe")
+
+    def fake_name(self, original: str, sex: str | None, vr: str) -> str:
+        """The pseudonymizer's fake name, remembered: drawing it from Faker costs more than all
+        other work on an element, and a batch meets the same few names in file after file."""
+        key = (original, sex, vr)
+        name = self._fake_names.get(key)
+        if name is None:
+            name = self._fake_names[key] = self.pseudonymizer.person_name(original, sex, vr)
+        return name
 
     # -- applying ---------------------------------------------------------------------------
     def deidentify(self, ds: Dataset, known: IdentifyingValues | None = None) -> FileResult:
@@ -226,9 +248,11 @@ class _FileContext:
             decision = self.engine.decide(tag, vr, creator, sop_class)
             path = f"{prefix}{_tag_text(tag)}"
             kept = self.apply(ds, tag, vr, decision, path)
+            if kept and decision.action in GENERATING_ACTIONS and vr != "SQ":
+                self.result.generated.add(path)
             if kept and base.is_private:
                 surviving_blocks.add((base.group, base.element >> 8))
-            self.result.audit.append(AuditRow(path, _tag_text(tag), keyword_for_tag(tag) or "",
+            self.result.audit.append(AuditRow(path, _tag_text(tag), _keyword(tag),
                                               decision.action, decision.rule))
         for tag in creators:
             if (tag >> 16, tag & 0xFF) not in surviving_blocks:
@@ -283,7 +307,7 @@ class _FileContext:
         if action == "patientHashID":
             return lambda v: p.patient_id(str(v))
         if action == "replaceWithRandomName":
-            return lambda v: p.person_name(str(v), self.sex, vr)
+            return lambda v: self.engine.fake_name(str(v), self.sex, vr)
         if action == "shiftUnixTimeStampRandom":
             return lambda v: shift_unix_timestamp(int(v), days)
         if action in ("shiftDateRandomNbOfDays", "shiftDateFixedNbOfDays", "clean"):
@@ -295,7 +319,7 @@ class _FileContext:
                 finders = self.engine.span_finders()
                 return lambda v: clean_text(str(v), self.known, finders)
             if action == "clean" and vr == "PN":
-                return lambda v: p.person_name(str(v), self.sex)
+                return lambda v: self.engine.fake_name(str(v), self.sex, "PN")
             # Times, ages and other values carry no date to move: kept as they are.
             return lambda v: v
         if action == "keep":

@@ -8,6 +8,7 @@ street addresses). An optional NER model adds spans through `extra_spans`.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable, Iterable
 
 from faker.providers.person.en_US import Provider as UsNames
@@ -18,6 +19,8 @@ Span = tuple[int, int]
 SpanFinder = Callable[[str], Iterable[Span]]
 
 _MONTH = "|".join(MONTHS)
+# A phrase counts where it stands as a whole word: not next to one of these (in upper case).
+_WORD_CHARACTERS = frozenset(string.ascii_uppercase + string.digits)
 PHI_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.IGNORECASE) for p in (
     r"\b\d{1,4}[/.\-]\d{1,2}[/.\-]\d{2,4}\b",  # 03/01/2012, 2012-01-03, 01.03.2012
     rf"\b\d{{1,2}}[\s\-]?(?:{_MONTH})[a-z]*\.?[\s\-,]*\d{{2,4}}\b",  # 03-JAN-2012, 3 Jan 2012
@@ -54,13 +57,21 @@ NAME_PATTERNS = (CUED_NAME, GIVEN_AND_FAMILY_NAME)
 
 
 def literal_spans(text: str, phrases: Iterable[str]) -> list[Span]:
+    """Every place a phrase occurs in `text` as a whole word, case-insensitively. Plain string
+    search: a file's phrases differ from the next file's, and compiling them into a pattern
+    costs more than searching for each."""
     upper = text.upper()
     spans = []
     for phrase in phrases:
         if not phrase:
             continue
-        pattern = r"(?<![A-Z0-9])" + re.escape(phrase) + r"(?![A-Z0-9])"
-        spans.extend(m.span() for m in re.finditer(pattern, upper))
+        start = upper.find(phrase)
+        while start >= 0:
+            end = start + len(phrase)
+            if (start == 0 or upper[start - 1] not in _WORD_CHARACTERS) and (
+                    end == len(upper) or upper[end] not in _WORD_CHARACTERS):
+                spans.append((start, end))
+            start = upper.find(phrase, start + 1)
     return spans
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
+from pydicom.datadict import dictionary_has_tag, dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 
 # Free-text and coded IDs that identify a patient, a visit or an order.
@@ -26,6 +28,9 @@ PLACE_KEYWORDS = frozenset({
     "ReferringPhysicianAddress", "ReferringPhysicianTelephoneNumbers", "RegionOfResidence",
     "CountryOfResidence", "MilitaryRank", "BranchOfService", "PatientMotherBirthName",
 })
+# What gather decodes: sequences (to look inside), names, dates and the keywords above.
+_GATHERED_VRS = frozenset({"SQ", "PN", "DA", "DT"})
+_GATHERED_TAGS = frozenset(tag_for_keyword(k) for k in ID_KEYWORDS | PLACE_KEYWORDS)
 # Parts of a name that identify nobody on their own.
 NAME_NOISE = frozenset({"DR", "MD", "PHD", "JR", "SR", "II", "III", "IV", "MR", "MRS", "MS", "MISS",
                         "PROF", "RN", "RT", "DDS", "DO"})
@@ -57,7 +62,8 @@ class IdentifyingValues:
         return self.name_parts | self.ids | self.places | self.date_renderings()
 
 
-def render_date(day: dt.date) -> set[str]:
+@lru_cache(maxsize=4096)  # every text field of a file asks again for the same few dates
+def render_date(day: dt.date) -> frozenset[str]:
     """The ways people and devices write a date: DICOM, ISO, US and European numeric forms
     (padded or not, 4- or 2-digit years), and month-name forms."""
     y, m, d = day.year, day.month, day.day
@@ -74,7 +80,7 @@ def render_date(day: dt.date) -> set[str]:
         for a, b in ((m, d), (d, m)):
             forms |= {f"{a:02d}{sep}{b:02d}{sep}{y:04d}", f"{a}{sep}{b}{sep}{y:04d}",
                       f"{a:02d}{sep}{b:02d}{sep}{yy}"}
-    return {form.upper() for form in forms}
+    return frozenset(form.upper() for form in forms)
 
 
 def parse_da(value: str) -> dt.date | None:
@@ -108,9 +114,19 @@ def add_person_name(found: IdentifyingValues, value: str) -> None:
 
 
 def gather(ds: Dataset, found: IdentifyingValues | None = None) -> IdentifyingValues:
-    """Walk every element at any depth and collect what identifies someone."""
+    """Walk every element at any depth and collect what identifies someone.
+
+    Elements that can hold none of it are not decoded: decoding every value (pixel data
+    included, which the batch otherwise leaves on disk until writing) costs more than the rest of
+    de-identification, and an element kept undecoded is written out byte for byte."""
     found = found if found is not None else IdentifyingValues()
-    for elem in ds:
+    for tag in ds.keys():
+        raw = ds.get_item(tag, keep_deferred=True)
+        # Implicit VR files leave the VR to the dictionary; a private tag must be decoded to know.
+        vr = raw.VR or (dictionary_VR(tag) if dictionary_has_tag(tag) else ds[tag].VR)
+        if vr not in _GATHERED_VRS and tag not in _GATHERED_TAGS:
+            continue
+        elem = ds[tag]
         if elem.VR == "SQ":
             for item in elem.value or ():
                 gather(item, found)

@@ -7,7 +7,7 @@ Findings name the element and the kind of value, never the value itself.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 from pydicom.dataset import Dataset
 
@@ -38,14 +38,18 @@ class LeakGate:
             "date": _pattern(original.date_renderings()),
         }
 
-    def findings(self, ds: Dataset, output_relpath: str) -> list[str]:
-        """'kind in place' for every identifying value found."""
+    def findings(self, ds: Dataset, output_relpath: str,
+                 generated: Collection[str] = ()) -> list[str]:
+        """'kind in place' for every identifying value found. `generated`: paths of elements
+        whose whole value the engine wrote; a word they share with the original is chance."""
         found = [f"{kind} in the output path" for kind, pattern in self.patterns.items()
                  if pattern and pattern.search(output_relpath.upper())]
         meta = getattr(ds, "file_meta", None)
         sources = [("file meta", meta)] if meta is not None else []
         for label, dataset in sources + [("", ds)]:
             for path, vr, text in _texts(dataset, label):
+                if path in generated:
+                    continue
                 for kind, pattern in self.patterns.items():
                     if kind == "date" and vr in DATE_VRS:
                         continue

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,23 @@ class NerSettings:
     min_score: float = 0.5
 
 
+LABEL_MODES = frozenset({"drop", "pseudonym"})
+SLIDE_KEY_LISTS = ("date_keys", "remove_keys", "keep_keys")
+
+
+@dataclass(frozen=True)
+class SlideSettings:
+    """How SVS slides are de-identified (the `slides:` section). ImageDescription keys are matched
+    without regard to case; a key in no list is removed. Empty settings keep nothing."""
+
+    label: str = "drop"  # drop | pseudonym: replace the label with one that shows pseudonyms
+    patient_key: str | None = None  # the ImageDescription key that links a slide to a patient
+    date_keys: tuple[str, ...] = ()  # MM/DD/YY: shifted when linked to a patient, else removed
+    remove_keys: tuple[str, ...] = ()  # identifying: removed, their values searched for after
+    keep_keys: tuple[str, ...] = ()  # scientific: kept as they are
+    keep_tiff_tags: frozenset[int] = frozenset()  # copied besides those describing the pixels
+
+
 @dataclass(frozen=True)
 class Policy:
     rules: tuple[Rule, ...]
@@ -80,6 +97,7 @@ class Policy:
     shift_max_days: int
     sources: tuple[str, ...] = field(default=())
     ner: NerSettings | None = None
+    slides: SlideSettings = SlideSettings()
 
     def element_rules(self) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.action != "ensureTagExists")
@@ -159,7 +177,7 @@ def _parse_document(text: str, name: str) -> tuple[dict, list[Rule], dict[str, i
         raise PolicyError(f"{name}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(document, dict):
         raise PolicyError(f"{name}:1: a policy is a mapping with profile, dates and rules")
-    unknown = set(document) - {"profile", "dates", "rules", "ner"}
+    unknown = set(document) - {"profile", "dates", "rules", "ner", "slides"}
     if unknown:
         raise PolicyError(f"{name}:1: unknown section(s) {', '.join(sorted(unknown))}")
     rule_nodes = []
@@ -192,6 +210,7 @@ def load_policy(user_files: Sequence[Path] = ()) -> Policy:
     options: tuple[str, ...] = ()
     shift = (365, 3650)
     ner: NerSettings | None = None
+    slides = SlideSettings()
     for name, text in documents:
         document, file_rules, lines = _parse_document(text, name)
         rules = file_rules + rules
@@ -211,8 +230,11 @@ def load_policy(user_files: Sequence[Path] = ()) -> Policy:
             shift = (days["min"], days["max"])
         if "ner" in document:
             ner = _parse_ner(document["ner"], name, lines["ner"])
+        if "slides" in document:
+            slides = _parse_slides(document["slides"], name, lines["slides"], slides)
     return Policy(rules=tuple(rules), options=options, shift_min_days=shift[0],
-                  shift_max_days=shift[1], sources=tuple(name for name, _ in documents), ner=ner)
+                  shift_max_days=shift[1], sources=tuple(name for name, _ in documents), ner=ner,
+                  slides=slides)
 
 
 def _parse_ner(raw: Any, name: str, line: int) -> NerSettings | None:
@@ -234,6 +256,47 @@ def _parse_ner(raw: Any, name: str, line: int) -> NerSettings | None:
         model = Path(name).parent / model
     return NerSettings(model=model, min_score=float(score),
                        labels=frozenset(str(label).upper() for label in labels) if labels else None)
+
+
+def _parse_slides(raw: Any, name: str, line: int, current: SlideSettings) -> SlideSettings:
+    """`slides: {label, patient_key, date_keys, remove_keys, keep_keys, keep_tiff_tags}`. A later
+    file replaces only the keys it names, so `slides: {label: pseudonym}` keeps the lists."""
+    from tifffile import TIFF
+
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{name}:{line}: slides must be a mapping")
+    unknown = set(raw) - {"label", "patient_key", "keep_tiff_tags", *SLIDE_KEY_LISTS}
+    if unknown:
+        raise PolicyError(f"{name}:{line}: unknown slides key(s) {', '.join(sorted(unknown))}")
+    changes: dict[str, Any] = {}
+    if "label" in raw:
+        if raw["label"] not in LABEL_MODES:
+            raise PolicyError(f"{name}:{line}: slides.label must be one of {', '.join(sorted(LABEL_MODES))}")
+        changes["label"] = raw["label"]
+    if "patient_key" in raw:
+        if raw["patient_key"] is not None and not isinstance(raw["patient_key"], str):
+            raise PolicyError(f"{name}:{line}: slides.patient_key must be a key name or null")
+        changes["patient_key"] = raw["patient_key"]
+    for key in SLIDE_KEY_LISTS:
+        if key in raw:
+            values = raw[key] or []
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise PolicyError(f"{name}:{line}: slides.{key} must be a list of key names")
+            changes[key] = tuple(values)
+    if "keep_tiff_tags" in raw:
+        codes = set()
+        for tag in raw["keep_tiff_tags"] or []:
+            code = TIFF.TAGS.get(tag) if isinstance(tag, str) else tag
+            if not isinstance(code, int) or TIFF.TAGS.get(code) is None:
+                raise PolicyError(f"{name}:{line}: slides.keep_tiff_tags: unknown TIFF tag {tag!r}")
+            codes.add(code)
+        changes["keep_tiff_tags"] = frozenset(codes)
+    settings = replace(current, **changes)
+    kept = {k.casefold() for k in settings.keep_keys}
+    both = sorted(k for k in (*settings.remove_keys, *settings.date_keys) if k.casefold() in kept)
+    if both:
+        raise PolicyError(f"{name}:{line}: slides key(s) both kept and removed: {', '.join(both)}")
+    return settings
 
 
 def describe_tag(tag: int) -> str:

@@ -30,8 +30,9 @@ PATH_STEP = re.compile(r'<\(([0-9a-f]{4}),(?:([0-9a-f]{4})|"([^"]+)",([0-9a-f]{2
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return generate_corpus(tmp_path_factory.mktemp("corpus"), PATIENTS, SEED)
+def corpus(small_corpus):
+    assert (small_corpus.patients, SEED) == (PATIENTS, 0)
+    return small_corpus
 
 
 @pytest.fixture(scope="module")

@@ -110,11 +110,18 @@ def test_each_violation_is_caught_exactly_once(setup, tmp_path, violated):
 
 def test_a_missing_output_passes_only_removal_checks(setup, tmp_path):
     (tmp_path / "empty").mkdir()
-    results = MidibValidator.from_files(*setup).results(tmp_path / "empty")
+    results = MidibValidator.from_files(*setup, read_box=lambda _ds, _box: "").results(
+        tmp_path / "empty")
     passed = set(results.loc[results["check_passed"], "action"])
     assert passed == {"<text_removed>", "<date_shifted>", "<uid_changed>", "<pixels_hidden>"}
     table = scoring(results).set_index("Category")
     assert table.loc["All", "Total"] == len(results) and table.loc["All", "Pass"] == 5
+
+
+def test_without_a_box_reader_burned_in_checks_are_not_evaluated(setup, tmp_path):
+    (tmp_path / "empty").mkdir()
+    results = MidibValidator.from_files(*setup).results(tmp_path / "empty")
+    assert "<pixels_hidden>" not in set(results["action"]) and len(results) == 10
 
 
 def test_paths_reach_sequence_items_and_private_blocks():
