@@ -139,10 +139,13 @@ class PixelPhiJudge:
         if token in self.initials:
             return Reason.INITIALS
         limit = tolerance(len(token))
-        if any(edit_distance(token, part, limit) <= limit for part in self.name_parts
-               if len(part) >= 3 or token == part):
+        # A long part inside a token is the part too: hyphenated names and places read as one
+        # word ("MAYNARD-CLARKE").
+        if any(edit_distance(token, part, limit) <= limit or (len(part) >= 4 and part in token)
+               for part in self.name_parts if len(part) >= 3 or token == part):
             return Reason.NAME
-        if any(edit_distance(token, word, limit) <= limit for word in self.place_words):
+        if any(edit_distance(token, word, limit) <= limit or (len(word) >= 4 and word in token)
+               for word in self.place_words):
             return Reason.PLACE
         if digits in self.ages:
             return Reason.AGE
