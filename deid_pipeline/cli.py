@@ -56,6 +56,15 @@ def separate_trees(src: Path, dst: Path, work: Path) -> None:
             raise UsageError(f"the {b} folder must not be inside the {a} folder")
 
 
+def disjoint_folders(**folders: Path) -> None:
+    """No named folder may be, or lie inside, another: a tree that is read must not receive
+    what is written."""
+    resolved = {name: folder.resolve() for name, folder in folders.items()}
+    for (a, pa), (b, pb) in [(x, y) for x in resolved.items() for y in resolved.items()]:
+        if a != b and (pa == pb or pa in pb.parents):
+            raise UsageError(f"the {b} folder must not be inside the {a} folder")
+
+
 def partition_day(value: str) -> str:
     try:
         return dt.date.fromisoformat(value).isoformat()
@@ -111,6 +120,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK if report.succeeded else EXIT_FAILED
 
 
+def cmd_transcode(args: argparse.Namespace) -> int:
+    from deid_pipeline.core.transcode import resolve_syntax, transcode_tree
+
+    try:
+        syntax = resolve_syntax(args.syntax)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    src, dst = existing_folder(args.src), Path(args.dst)
+    quarantine = Path(args.quarantine or f"{dst}-quarantine")
+    disjoint_folders(input=src, output=dst, quarantine=quarantine)
+    dst, quarantine = writable_folder(args.dst), writable_folder(str(quarantine))
+    report = transcode_tree(src, dst, syntax, quarantine)
+    print(f"transcode: {report.summary()}; quarantine in {quarantine}")
+    for note, files in sorted(report.notes.items()):
+        print(f"transcode: note: {files}× {note}")
+    return EXIT_QUARANTINE if report.quarantined else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="deid-pipeline", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -141,6 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--patients", type=positive_int, default=12)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=cmd_demo)
+
+    transcode = commands.add_parser(
+        "transcode", help="convert every DICOM file under SRC into DST in one transfer syntax")
+    transcode.add_argument("src", help="input folder (read only)")
+    transcode.add_argument("dst", help="output folder, same relative paths as SRC")
+    transcode.add_argument("--syntax", required=True,
+                           help="target transfer syntax: a UID or a name such as j2k-lossless, "
+                                "jpeg-baseline, rle, htj2k-lossless, explicit-le")
+    transcode.add_argument("--quarantine", default=None,
+                           help="folder for inputs that cannot be converted, with their reasons "
+                                "(default: DST-quarantine beside DST)")
+    transcode.set_defaults(run=cmd_transcode)
     return parser
 
 

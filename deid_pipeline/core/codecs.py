@@ -12,6 +12,9 @@ it. JPEG Baseline codes colour as YCbCr with 4:2:2 chroma subsampling (YBR_FULL_
 and HTJ2K apply the multi-component transform to RGB (YBR_RCT when reversible, YBR_ICT when
 irreversible), the usual way to get good colour compression, and keep YBR_FULL as it is.
 Compressed syntaxes always write Planar Configuration 0; native syntaxes keep the dataset's value.
+A writer that must keep an input's own interpretation can ask for one of the alternatives
+`coded_photometrics` lists instead: YBR_FULL (4:4:4) or RGB (no colour transform) for JPEG
+Baseline, RGB (no multi-component transform) for JPEG 2000 and HTJ2K.
 
 HTJ2K codestreams declare the container precision (8 or 16 bits) rather than Bits Stored, since
 imagecodecs takes the precision from the array dtype; pydicom decodes them exactly.
@@ -43,9 +46,18 @@ J2K_PSNR_DB = 45
 # sample range (44-51 dB on 8-bit test images, 53-60 dB on 12/16-bit ones). imagecodecs codes
 # samples at their container precision (8 or 16 bits), so the step is rescaled to Bits Stored.
 HTJ2K_QUANTIZATION_STEP = 1 / 128
+# Both lossy JPEG 2000 targets hold for the span of the values present rather than the stored
+# range: CT and MR often use 11 or 12 of 16 stored bits, and 45 dB of the 16-bit range is a
+# 10-14 dB error on such images (pydicom's CT_small.dcm and MR_small.dcm).
 HTJ2K_DEFAULT_DECOMPOSITIONS = 5  # OpenJPH's default
 # PS3.5 10.18: an RPCL stream has enough decompositions for a base resolution of <= 64 pixels.
 RPCL_THUMBNAIL_SIZE = 64
+# pylibjpeg-openjpeg always codes 6 resolutions (5 decompositions), which OpenJPEG refuses for
+# images with fewer than 2**5 rows or columns.
+OPENJPEG_MIN_SIZE = 32
+# pyjpegls gives CharLS an output buffer of twice the frame's size, which the JPEG-LS headers
+# overflow for frames of up to 48 bytes (found for 1 to 16 bits, 1 and 3 samples).
+CHARLS_MIN_FRAME_BYTES = 64
 
 NATIVE_SYNTAXES = frozenset(
     {uid.ImplicitVRLittleEndian, uid.ExplicitVRLittleEndian, uid.DeflatedExplicitVRLittleEndian}
@@ -56,7 +68,7 @@ PYDICOM_ENCODED: dict[str, tuple[str, dict[str, object]]] = {
     uid.JPEGLSLossless: ("pyjpegls", {}),
     uid.JPEGLSNearLossless: ("pyjpegls", {"jls_error": JPEG_LS_NEAR_LOSSLESS_ERROR}),
     uid.JPEG2000Lossless: ("pylibjpeg", {}),
-    uid.JPEG2000: ("pylibjpeg", {"j2k_psnr": [J2K_PSNR_DB]}),
+    uid.JPEG2000: ("pylibjpeg", {}),  # j2k_psnr: J2K_PSNR_DB, set per image
 }
 HTJ2K_SYNTAXES = frozenset({uid.HTJ2KLossless, uid.HTJ2KLosslessRPCL, uid.HTJ2K})
 ENCODABLE_SYNTAXES: frozenset[str] = frozenset(
@@ -112,6 +124,13 @@ def encodable(ds: Dataset, transfer_syntax: str) -> str | None:
             return f"{name} holds at most 24-bit samples"
     elif bits_allocated == 32:
         return f"{name} holds samples of Bits Allocated 8 or 16 only"
+    if transfer_syntax in (uid.JPEG2000Lossless, uid.JPEG2000):
+        if min(ds.get("Rows") or 0, ds.get("Columns") or 0) < OPENJPEG_MIN_SIZE:
+            return f"{name} needs at least {OPENJPEG_MIN_SIZE} rows and columns"
+    if transfer_syntax in (uid.JPEGLSLossless, uid.JPEGLSNearLossless):
+        frame_bytes = (ds.get("Rows") or 0) * (ds.get("Columns") or 0) * samples * bits_allocated
+        if frame_bytes // 8 < CHARLS_MIN_FRAME_BYTES:
+            return f"{name} needs frames of at least {CHARLS_MIN_FRAME_BYTES} bytes"
     if transfer_syntax == uid.JPEGBaseline8Bit:
         if bits_allocated != 8 or bits_stored != 8 or signed:
             return "JPEG Baseline holds 8-bit unsigned samples only"
@@ -135,25 +154,47 @@ def encodable(ds: Dataset, transfer_syntax: str) -> str | None:
     return None
 
 
-def encode_pixels(ds: Dataset, pixels: np.ndarray, transfer_syntax: str) -> None:
+def coded_photometrics(ds: Dataset, transfer_syntax: str) -> frozenset[str]:
+    """The Photometric Interpretations `encode_pixels` can code ds's pixels as in that syntax:
+    the default, and the alternatives its `coded_photometric` argument may choose."""
+    default = _coded_photometric(ds, transfer_syntax)
+    photometric = ds.get("PhotometricInterpretation")
+    if transfer_syntax == uid.JPEGBaseline8Bit and ds.get("SamplesPerPixel") == 3:
+        # libjpeg converts RGB to YCbCr but not back, so only RGB input can be coded as RGB.
+        return frozenset({default, "YBR_FULL", *(["RGB"] if photometric == "RGB" else [])})
+    if transfer_syntax in MCT_SYNTAXES and photometric == "RGB":
+        return frozenset({default, "RGB"})
+    return frozenset({default})
+
+
+def encode_pixels(
+    ds: Dataset, pixels: np.ndarray, transfer_syntax: str, coded_photometric: str | None = None
+) -> None:
     """Store `pixels` as ds.PixelData in `transfer_syntax` (a UID string), in place.
 
     `pixels` has pixel_array's shape and is described by ds's Image Pixel module as native data.
     Sets the file meta Transfer Syntax UID and whatever the syntax requires of the pixel
     description (Photometric Interpretation, Planar Configuration, the lossy compression
-    attributes). Raises ValueError when `encodable` refuses, or when `pixels` does not match
-    ds's description.
+    attributes). `coded_photometric` picks one of `coded_photometrics` (default: the module
+    docstring's rule). Raises ValueError when `encodable` refuses, when the syntax cannot code
+    `coded_photometric`, or when `pixels` does not match ds's description.
     """
     reason = encodable(ds, transfer_syntax)
     if reason is not None:
         raise ValueError(reason)
+    coded = coded_photometric or _coded_photometric(ds, transfer_syntax)
+    if coded not in coded_photometrics(ds, transfer_syntax):
+        raise ValueError(
+            f"{uid.UID(transfer_syntax).name} cannot code {ds.PhotometricInterpretation} "
+            f"pixels as {coded}"
+        )
     frames = _as_frames(ds, pixels)
     if transfer_syntax in NATIVE_SYNTAXES:
         _store_native(ds, frames, transfer_syntax)
     else:
         # Encode before touching ds, so that a failing encoder leaves it as it was.
-        codestreams = _encode_frames(ds, frames, transfer_syntax)
-        ds.PhotometricInterpretation = _coded_photometric(ds, transfer_syntax)
+        codestreams = _encode_frames(ds, frames, transfer_syntax, coded)
+        ds.PhotometricInterpretation = coded
         if ds.SamplesPerPixel == 3:
             ds.PlanarConfiguration = 0
         ds.PixelData = encapsulate(codestreams)
@@ -204,15 +245,20 @@ def _store_native(ds: Dataset, frames: np.ndarray, transfer_syntax: str) -> None
     ds["PixelData"].is_undefined_length = False
 
 
-def _encode_frames(ds: Dataset, frames: np.ndarray, transfer_syntax: str) -> list[bytes]:
-    """One codestream per frame, for the pixel description `_coded_photometric` gives."""
+def _encode_frames(
+    ds: Dataset, frames: np.ndarray, transfer_syntax: str, coded_photometric: str
+) -> list[bytes]:
+    """One codestream per frame, coded as `coded_photometric`."""
     if transfer_syntax in PYDICOM_ENCODED:
         plugin, options = PYDICOM_ENCODED[transfer_syntax]
+        if transfer_syntax == uid.JPEG2000:
+            # OpenJPEG measures PSNR against the stored range.
+            options = {"j2k_psnr": [J2K_PSNR_DB + 20 * math.log10(_range_headroom(ds, frames))]}
         # pylibjpeg-openjpeg applies the multi-component transform only when told the output
         # is YBR_RCT / YBR_ICT.
         pixel_options = as_pixel_options(
             ds,
-            photometric_interpretation=_coded_photometric(ds, transfer_syntax),
+            photometric_interpretation=coded_photometric,
             planar_configuration=0,
             **options,
         )
@@ -223,8 +269,16 @@ def _encode_frames(ds: Dataset, frames: np.ndarray, transfer_syntax: str) -> lis
                 **pixel_options,
             )
         )
-    encode_frame = _imagecodecs_frame_encoder(ds, transfer_syntax)
+    encode_frame = _imagecodecs_frame_encoder(
+        ds, transfer_syntax, coded_photometric, _range_headroom(ds, frames)
+    )
     return [bytes(encode_frame(frame)) for frame in _codec_samples(ds, frames)]
+
+
+def _range_headroom(ds: Dataset, frames: np.ndarray) -> float:
+    """How many times the stored range exceeds the span of the values present."""
+    span = int(frames.max()) - int(frames.min()) if frames.size else 0
+    return (2**ds.BitsStored - 1) / max(span, 1)
 
 
 def _coded_photometric(ds: Dataset, transfer_syntax: str) -> str:
@@ -243,7 +297,7 @@ def _codec_samples(ds: Dataset, frames: np.ndarray) -> np.ndarray:
 
 
 def _imagecodecs_frame_encoder(
-    ds: Dataset, transfer_syntax: str
+    ds: Dataset, transfer_syntax: str, coded_photometric: str, range_headroom: float
 ) -> Callable[[np.ndarray], bytes | bytearray]:
     colour = {"RGB": "RGB", "YBR_FULL": "YCbCr"}.get(ds.PhotometricInterpretation)
     if transfer_syntax == uid.JPEGBaseline8Bit:
@@ -253,8 +307,8 @@ def _imagecodecs_frame_encoder(
             frame,
             level=JPEG_BASELINE_QUALITY,
             colorspace=colour,
-            outcolorspace="YCbCr",
-            subsampling="422",
+            outcolorspace="RGB" if coded_photometric == "RGB" else "YCbCr",
+            subsampling="422" if coded_photometric == "YBR_FULL_422" else "444",
         )
     if transfer_syntax == uid.JPEGLosslessSV1:
         # libjpeg subsamples YCbCr chroma even in lossless mode; an untyped colour space codes
@@ -274,12 +328,14 @@ def _imagecodecs_frame_encoder(
     reversible = transfer_syntax not in LOSSY_METHODS
     options: dict[str, object] = {
         "reversible": reversible,
-        "rgb": ds.PhotometricInterpretation == "RGB",  # the multi-component transform
+        "rgb": coded_photometric in ("YBR_RCT", "YBR_ICT"),  # the multi-component transform
         "planar": False,
     }
     if not reversible:
         container_bits = 8 if ds.BitsStored <= 8 else 16
-        options["level"] = HTJ2K_QUANTIZATION_STEP / 2 ** (container_bits - ds.BitsStored)
+        options["level"] = (
+            HTJ2K_QUANTIZATION_STEP / 2 ** (container_bits - ds.BitsStored) / range_headroom
+        )
     if transfer_syntax == uid.HTJ2KLosslessRPCL:
         # OpenJPH's default progression is RPCL already; the syntax also needs TLM markers, and
         # tile-parts at resolution boundaries let a reader stop after any resolution.

@@ -10,6 +10,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from deid_pipeline.core.discovery import FileKind, SourceFile, discover
+from deid_pipeline.core.quiet import file_messages_muted
 
 MANIFEST_COLUMNS = (
     "relpath", "kind", "size", "sha256", "readable", "reason",
@@ -56,5 +57,6 @@ def describe(source: SourceFile) -> dict:
 
 
 def build_manifest(root: Path) -> pd.DataFrame:
-    rows = [describe(source) for source in discover(root)]
+    with file_messages_muted():
+        rows = [describe(source) for source in discover(root)]
     return pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))

@@ -13,6 +13,8 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 
+from deid_pipeline.core.quiet import file_messages_muted
+
 # Binary VRs hold pixel data, lookup tables and vendor blobs: the table records their length,
 # not their bytes.
 BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
@@ -97,8 +99,9 @@ def iter_element_rows(ds: Dataset, file: str, prefix: str = "", depth: int = 0) 
 def read_element_rows(path: Path, file: str) -> list[ElementRow]:
     """All element rows of one file (pixel data excluded), parsed in full so that a value that
     breaks the parser surfaces here, per file, rather than later."""
-    ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
-    return list(iter_element_rows(ds, file))
+    with file_messages_muted():
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        return list(iter_element_rows(ds, file))
 
 
 def metadata_frame(rows: list[ElementRow]) -> pd.DataFrame:

@@ -29,6 +29,7 @@ from deid_pipeline.core.atomic import write_atomically
 from deid_pipeline.core.deid.engine import FileResult, TagEngine
 from deid_pipeline.core.deid.identifiers import gather
 from deid_pipeline.core.deid.leak_gate import LeakGate
+from deid_pipeline.core.quiet import file_messages_muted
 from deid_pipeline.core.discovery import FileKind, SourceFile, discover
 
 OWNER_ONLY_FILE = 0o600
@@ -120,6 +121,11 @@ def last_value_cut_short(ds: pydicom.Dataset, path: Path) -> bool:
 
 
 def deidentify_file(source: SourceFile, engine: TagEngine, dst: Path) -> FileOutcome:
+    with file_messages_muted():
+        return _deidentify_file(source, engine, dst)
+
+
+def _deidentify_file(source: SourceFile, engine: TagEngine, dst: Path) -> FileOutcome:
     outcome = FileOutcome(relpath=source.relpath)
     try:
         if source.kind is FileKind.SLIDE:
