@@ -27,6 +27,10 @@ class DataLake(ConfigurableResource):
 
     root: str
 
+    @property
+    def root_path(self) -> Path:
+        return Path(self.root)
+
     def incoming(self, partition: str) -> Path:
         return Path(self.root) / "incoming" / partition
 

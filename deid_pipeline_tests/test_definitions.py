@@ -56,3 +56,26 @@ def test_missing_drop_folder_fails_the_partition_with_a_clear_reason(tmp_path):
     assert not result.success
     failure = result.failure_data_for_node("incoming_dicom")
     assert "no drop folder for 2026-01-15" in failure.error.message
+
+
+def test_transcoded_dicom_archives_the_partition_in_one_syntax(tmp_path, deid_secret):
+    import numpy as np
+    import pydicom
+
+    incoming = tmp_path / "incoming" / DAY
+    source = ct_with_nested_and_private()
+    source.Rows = source.Columns = 64  # JPEG 2000 wants 32 pixels a side at least
+    source.PixelData = (np.arange(64 * 64, dtype="<u2") % 4096).tobytes()
+    write(source, incoming / "DOE_JANE" / "1.dcm")
+    lake = DataLake(root=str(tmp_path))
+
+    result = materialize(all_assets, partition_key=DAY,
+                         resources={"lake": lake, "pseudonym_key": PseudonymKey()})
+
+    assert result.success
+    meta = result.asset_materializations_for_node("transcoded_dicom")[0].metadata
+    assert meta["transcoded"].value == 1 and meta["quarantined"].value == 0
+    (output,) = (tmp_path / "transcoded" / DAY).rglob("*.dcm")
+    ds = pydicom.dcmread(output)
+    assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.90"
+    assert (ds.pixel_array == source.pixel_array).all()

@@ -1,0 +1,44 @@
+"""An archive copy of a partition's de-identified files in one chosen transfer syntax."""
+
+import shutil
+
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+
+from deid_pipeline.assets.tags import deidentified_dicom
+from deid_pipeline.partitions import ingest_days
+from deid_pipeline.resources import DataLake
+
+
+class TranscodeConfig(Config):
+    syntax: str = "j2k-lossless"  # a name of deid_pipeline.core.transcode.SYNTAX_NAMES or a UID
+
+
+@asset(
+    deps=[deidentified_dicom],
+    partitions_def=ingest_days,
+    group_name="deliver",
+    kinds={"dicom"},
+    owners=["team:imaging-data"],
+    description=(
+        "The partition's de-identified files converted to one transfer syntax (JPEG 2000 "
+        "Lossless by default) for archives that want a single format. Where the syntax cannot "
+        "hold an image, the documented lossless fallback is written and noted."
+    ),
+)
+def transcoded_dicom(context: AssetExecutionContext, config: TranscodeConfig,
+                     lake: DataLake) -> MaterializeResult:
+    from deid_pipeline.core.transcode import resolve_syntax, transcode_tree
+
+    day = context.partition_key
+    out = lake.root_path / "transcoded" / day
+    quarantine = lake.work(day) / "transcode_quarantine"
+    shutil.rmtree(out, ignore_errors=True)  # derived data: no file of an earlier run lingers
+    report = transcode_tree(lake.deidentified(day), out, resolve_syntax(config.syntax), quarantine)
+    return MaterializeResult(metadata={
+        "syntax": config.syntax,
+        "transcoded": report.transcoded,
+        "copied_unchanged": report.copied,
+        "quarantined": report.quarantined,
+        "notes": MetadataValue.json(dict(report.notes)),
+        "output": MetadataValue.path(str(out)),
+    })
