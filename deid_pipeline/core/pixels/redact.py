@@ -1,0 +1,51 @@
+"""Fill PHI boxes with a solid value that reads as black in the image's own photometric
+interpretation, on every frame, changing nothing else: rows, columns, bits, signedness and
+photometric interpretation stay as they are."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_color_lut
+
+from deid_pipeline.core.pixels.ocr import Box
+from deid_pipeline.core.pixels.views import frame_count, samples_per_pixel
+
+# Pixels added around each box: anti-aliased glyph edges and the OCR box's own slack.
+MARGIN = 2
+
+
+def black_value(pixels: np.ndarray, ds: Dataset) -> int | tuple[int, ...]:
+    """The value that shows as black: the darkest value present for greyscale (the background
+    the image already has), the darkest palette entry, zero for colour decoded as RGB."""
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    if photometric == "MONOCHROME1":
+        return int(pixels.max())
+    if photometric == "PALETTE COLOR":
+        entries = np.arange(int(pixels.max()) + 1, dtype=pixels.dtype)
+        colours = apply_color_lut(entries, ds).astype(np.float64)
+        luminance = colours @ np.array([0.299, 0.587, 0.114])
+        return int(np.argmin(luminance))
+    if samples_per_pixel(ds) > 1:
+        return (0,) * samples_per_pixel(ds)
+    return int(pixels.min())
+
+
+def padded(box: Box, rows: int, columns: int, margin: int = MARGIN) -> Box:
+    x1, y1, x2, y2 = box
+    return (max(0, x1 - margin), max(0, y1 - margin),
+            min(columns - 1, x2 + margin), min(rows - 1, y2 + margin))
+
+
+def fill_boxes(pixels: np.ndarray, ds: Dataset, boxes: Iterable[Box]) -> np.ndarray:
+    """A copy of `pixels` (pydicom's pixel_array shape) with every box filled on every frame."""
+    out = pixels.copy()
+    value = black_value(pixels, ds)
+    rows, columns = int(ds.Rows), int(ds.Columns)
+    frames = out if frame_count(out, ds) > 1 else out[np.newaxis]
+    for box in boxes:
+        x1, y1, x2, y2 = padded(box, rows, columns)
+        frames[:, y1:y2 + 1, x1:x2 + 1] = value
+    return out
