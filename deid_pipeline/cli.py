@@ -92,6 +92,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_deid(args: argparse.Namespace) -> int:
     from deid_pipeline.core.deid.batch import deidentify_tree
     from deid_pipeline.core.deid.engine import TagEngine
+    from deid_pipeline.core.pixels.stage import PixelRedactor
     from deid_pipeline.core.policy.rules import PolicyError, load_policy
     from deid_pipeline.core.pseudonyms import MissingSecretError, Pseudonymizer
 
@@ -104,7 +105,9 @@ def cmd_deid(args: argparse.Namespace) -> int:
     except (PolicyError, MissingSecretError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     dst, work = writable_folder(args.dst), writable_folder(args.work)
-    report = deidentify_tree(src, dst, work, TagEngine(policy, pseudonymizer), jobs=args.jobs)
+    redactor = None if args.no_pixels else PixelRedactor()
+    report = deidentify_tree(src, dst, work, TagEngine(policy, pseudonymizer), jobs=args.jobs,
+                             redactor=redactor)
     print(f"deid: {report.summary()}; mappings, audit and quarantine in {work}")
     return EXIT_QUARANTINE if report.quarantined else EXIT_OK
 
@@ -156,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     deid.add_argument("--policy", type=Path, action="append", default=[],
                       help="policy YAML layered over the default (repeatable)")
     deid.add_argument("--no-pixels", action="store_true",
-                      help="de-identify tags only (the pixel stage is not wired into the CLI yet)")
+                      help="de-identify tags only: no OCR of burned-in text")
     deid.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1)
     deid.set_defaults(run=cmd_deid)
 

@@ -29,8 +29,10 @@ from deid_pipeline.core.atomic import write_atomically
 from deid_pipeline.core.deid.engine import FileResult, TagEngine
 from deid_pipeline.core.deid.identifiers import gather
 from deid_pipeline.core.deid.leak_gate import LeakGate
-from deid_pipeline.core.quiet import file_messages_muted
 from deid_pipeline.core.discovery import FileKind, SourceFile, discover
+from deid_pipeline.core.pixels.stage import BoxFinding, PixelRedactor, PixelResult
+from deid_pipeline.core.quiet import file_messages_muted
+from deid_pipeline.core.transcode import CodecError
 
 OWNER_ONLY_FILE = 0o600
 OWNER_ONLY_DIR = 0o700
@@ -61,6 +63,15 @@ class WorkPaths:
         return self.root / "audit.parquet"
 
     @property
+    def files(self) -> Path:
+        """Input ↔ output of every written file (re-identifying: input paths can hold PHI)."""
+        return self.root / "files.parquet"
+
+    @property
+    def pixel_findings(self) -> Path:
+        return self.root / "pixel_findings.parquet"
+
+    @property
     def quarantine(self) -> Path:
         return self.root / "quarantine"
 
@@ -71,6 +82,8 @@ class FileOutcome:
     output: str | None = None  # relative to the output tree
     reason: str | None = None  # why it went to quarantine
     result: FileResult | None = None
+    syntax: str = ""  # the input's transfer syntax
+    pixels: PixelResult | None = None
 
 
 @dataclass
@@ -93,6 +106,8 @@ def reason_for(exc: Exception) -> str:
     """A reason that names what went wrong without quoting the file (messages can hold PHI)."""
     if isinstance(exc, QuarantineError):
         return str(exc)
+    if isinstance(exc, CodecError):
+        return f"pixel data cannot be decoded or written back: {exc}"
     if isinstance(exc, InvalidDicomError):
         return "not a DICOM file"
     if isinstance(exc, EOFError | struct.error):
@@ -120,12 +135,16 @@ def last_value_cut_short(ds: pydicom.Dataset, path: Path) -> bool:
     return len(last.value) < last.length
 
 
-def deidentify_file(source: SourceFile, engine: TagEngine, dst: Path) -> FileOutcome:
+def deidentify_file(source: SourceFile, engine: TagEngine, dst: Path,
+                    redactor: PixelRedactor | None = None) -> FileOutcome:
+    """Pixels first (the pixel stage matches burned-in text against the original tag values),
+    then tags, then the leak gate on what was written."""
     with file_messages_muted():
-        return _deidentify_file(source, engine, dst)
+        return _deidentify_file(source, engine, dst, redactor)
 
 
-def _deidentify_file(source: SourceFile, engine: TagEngine, dst: Path) -> FileOutcome:
+def _deidentify_file(source: SourceFile, engine: TagEngine, dst: Path,
+                     redactor: PixelRedactor | None) -> FileOutcome:
     outcome = FileOutcome(relpath=source.relpath)
     try:
         if source.kind is FileKind.SLIDE:
@@ -142,6 +161,10 @@ def _deidentify_file(source: SourceFile, engine: TagEngine, dst: Path) -> FileOu
             if not ds.get(keyword):
                 raise QuarantineError(f"missing {keyword}")
         known = gather(ds)
+        outcome.syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
+        if redactor is not None:
+            outcome.pixels = redactor.redact(ds, known, sex=str(ds.get("PatientSex", "") or ""),
+                                             ages=[str(ds.get("PatientAge", "") or "")])
         outcome.result = engine.deidentify(ds, known)
         relpath = output_relpath(ds)
 
@@ -177,6 +200,26 @@ def quarantine(source: SourceFile, reason: str, work: WorkPaths) -> None:
     os.chmod(reason_file, OWNER_ONLY_FILE)
 
 
+FILE_COLUMNS = ["source", "output", "transfer_syntax", "pixels_changed", "pixel_note"]
+# Per box read in the pixels: where, why, how sure; never the text read.
+FINDING_COLUMNS = ["file", "frames", "x1", "y1", "x2", "y2", "is_phi", "reason", "text_score"]
+
+
+def finding_row(output: str, finding: BoxFinding) -> dict:
+    x1, y1, x2, y2 = finding.box
+    return {"file": output, "frames": ",".join(map(str, finding.frames)), "x1": x1, "y1": y1,
+            "x2": x2, "y2": y2, "is_phi": finding.is_phi, "reason": finding.reason,
+            "text_score": round(finding.text_score, 4)}
+
+
+def write_table(path: Path, frame: pd.DataFrame) -> None:
+    def write(tmp: Path) -> None:
+        frame.to_parquet(tmp, index=False)
+        os.chmod(tmp, OWNER_ONLY_FILE)
+
+    write_atomically(path, write)
+
+
 def write_mapping(path: Path, pairs: Iterable[tuple[str, str]]) -> None:
     def write(tmp: Path) -> None:
         with tmp.open("w", newline="") as fh:
@@ -188,17 +231,17 @@ def write_mapping(path: Path, pairs: Iterable[tuple[str, str]]) -> None:
     write_atomically(path, write)
 
 
-_worker_engine: TagEngine | None = None
+_worker: tuple[TagEngine, PixelRedactor | None] | None = None
 
 
-def _init_worker(engine: TagEngine) -> None:
-    global _worker_engine
-    _worker_engine = engine
+def _init_worker(engine: TagEngine, redactor: PixelRedactor | None) -> None:
+    global _worker
+    _worker = (engine, redactor)
 
 
 def _work(args: tuple[SourceFile, Path]) -> FileOutcome:
-    assert _worker_engine is not None
-    return deidentify_file(args[0], _worker_engine, args[1])
+    assert _worker is not None
+    return deidentify_file(args[0], _worker[0], args[1], _worker[1])
 
 
 def later_duplicates(sources: Iterable[SourceFile]) -> set[str]:
@@ -218,7 +261,8 @@ def later_duplicates(sources: Iterable[SourceFile]) -> set[str]:
 
 
 def deidentify_tree(src: Path, dst: Path, work: Path, engine: TagEngine,
-                    jobs: int = 1) -> BatchReport:
+                    jobs: int = 1, redactor: PixelRedactor | None = None) -> BatchReport:
+    """De-identify every input under src; with a redactor, burned-in PHI too."""
     started = time.perf_counter()
     paths = WorkPaths(Path(work))
     paths.root.mkdir(parents=True, exist_ok=True, mode=OWNER_ONLY_DIR)
@@ -226,12 +270,14 @@ def deidentify_tree(src: Path, dst: Path, work: Path, engine: TagEngine,
     duplicates = later_duplicates(every_source)
     sources = [s for s in every_source if s.relpath not in duplicates]
     if jobs > 1 and len(sources) > 1:
-        with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(engine,)) as pool:
+        with ProcessPoolExecutor(jobs, initializer=_init_worker,
+                                 initargs=(engine, redactor)) as pool:
             outcomes = list(pool.map(_work, [(s, dst) for s in sources], chunksize=16))
     else:
-        outcomes = [deidentify_file(s, engine, dst) for s in sources]
+        outcomes = [deidentify_file(s, engine, dst, redactor) for s in sources]
 
     uid_pairs, patid_pairs, audit_rows, reasons = [], [], [], {}
+    file_rows, box_rows = [], []
     written = 0
     outcomes += [FileOutcome(s.relpath, reason="duplicate SOP Instance UID in this batch")
                  for s in every_source if s.relpath in duplicates]
@@ -248,11 +294,19 @@ def deidentify_tree(src: Path, dst: Path, work: Path, engine: TagEngine,
             patid_pairs.append(result.patient_id)
         # vars, not asdict: the rows are flat, and asdict deep-copies every field of every row.
         audit_rows.extend({"file": outcome.output, **vars(row)} for row in result.audit)
+        pixels = outcome.pixels
+        file_rows.append({"source": source.relpath, "output": outcome.output,
+                          "transfer_syntax": outcome.syntax,
+                          "pixels_changed": bool(pixels and pixels.changed),
+                          "pixel_note": pixels.note if pixels else None})
+        box_rows.extend(finding_row(outcome.output, f) for f in (pixels.findings if pixels else ()))
 
     write_mapping(paths.uid_mapping, uid_pairs)
     write_mapping(paths.patid_mapping, patid_pairs)
     audit = pd.DataFrame(audit_rows, columns=["file", "path", "tag", "keyword", "action", "rule"])
     write_atomically(paths.audit, lambda tmp: audit.to_parquet(tmp, index=False))
+    write_table(paths.files, pd.DataFrame(file_rows, columns=FILE_COLUMNS))
+    write_table(paths.pixel_findings, pd.DataFrame(box_rows, columns=FINDING_COLUMNS))
     return BatchReport(written=written, quarantined=sum(reasons.values()),
                        seconds=time.perf_counter() - started, work=paths, reasons=reasons,
                        actions={str(k): int(v) for k, v in audit["action"].value_counts().items()})

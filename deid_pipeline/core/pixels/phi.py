@@ -49,9 +49,13 @@ AXIAL AX COR CORONAL SAG SAGITTAL VIEW VIEWS SCOUT LOCALIZER INSP EXP
 KV KVP MA MAS MS MSEC SEC S MM CM M HZ MHZ DB HU W L C WW WL WINDOW LEVEL CENTER WIDTH
 SE SER SERIES IM IMG IMAGE SL SLICE THK THICKNESS LOC POS TR TE TI FA FOV MATRIX NEX ET
 GAIN DEPTH FR FPS MI TIS TIB TIC COMP DR PWR PRF WF ZOOM
-NAME PATIENT PT ID DOB BIRTH DATE STUDY AGE SEX INSTITUTION HOSPITAL MRN ACC ACCESSION
 NO NUM NUMBER OF
 """.split()) | CLINICAL_ABBREVIATIONS
+# Labels of PHI fields: safe alone, hidden with the value they label (a line holding PHI), as
+# MIDI-B's pixels_hidden reads the whole box of a field.
+FIELD_LABELS = frozenset("""
+NAME PATIENT PT ID DOB BIRTH DATE STUDY AGE SEX INSTITUTION HOSPITAL MRN ACC ACCESSION
+""".split())
 # OCR reads digits in a mostly-digit token as look-alike letters now and then.
 DIGIT_LOOKALIKES = str.maketrans({"O": "0", "Q": "0", "D": "0", "I": "1", "L": "1", "|": "1",
                                   "Z": "2", "S": "5", "B": "8", "G": "6"})
@@ -173,7 +177,9 @@ class PixelPhiJudge:
                 if has_phi and (sex_letter or token not in SAFE_WORDS):
                     reason = Reason.SEX if sex_letter else Reason.SAME_LINE
                 else:
-                    reason = Reason.SAFE if token in SAFE_WORDS else Reason.UNMATCHED
+                    reason = Reason.SAFE if token in SAFE_WORDS | FIELD_LABELS else Reason.UNMATCHED
+            elif reason is Reason.SAFE and has_phi and normalise(word.text) in FIELD_LABELS:
+                reason = Reason.SAME_LINE
             verdicts.append(WordVerdict(word.text, word.box,
                                         reason not in (Reason.SAFE, Reason.UNMATCHED), reason,
                                         word.score))
@@ -183,8 +189,13 @@ class PixelPhiJudge:
         if SEX_MARKER.match(text.strip()):
             return Reason.SEX
         token = normalise(text)
-        if token in SAFE_WORDS:
+        if token in SAFE_WORDS | FIELD_LABELS:
             return Reason.SAFE
+        # "RAK/PA": initials joined by a slash (reader/transcriber) are initials too.
+        parts = [p for p in re.split(r"[/\\]", text.strip(" .:,;")) if p]
+        if len(parts) > 1 and any(INITIALS.match(p) and p not in CLINICAL_ABBREVIATIONS
+                                  and p not in SAFE_WORDS for p in parts):
+            return Reason.INITIALS_PATTERN
         if len(as_digits(token)) >= 5 and as_digits(token).isdigit():
             return Reason.DIGITS_PATTERN
         if INITIALS.match(text.strip(" .:,;")) and token not in CLINICAL_ABBREVIATIONS:

@@ -63,14 +63,27 @@ class PixelResult:
 
 
 class PixelRedactor:
-    def __init__(self, reader: TextReader, *, redact_all_text: bool = False,
+    """`reader`: a TextReader to share; by default each process builds its own on first use
+    (its ONNX sessions cannot cross to worker processes)."""
+
+    def __init__(self, reader: TextReader | None = None, *, redact_all_text: bool = False,
                  zones: Sequence[Zone] = (), finders: Sequence[SpanFinder] = (),
-                 lossy_policy: str = "same") -> None:
-        self.reader = reader
+                 lossy_policy: str = "same", device: str = "auto") -> None:
+        self._reader = reader
+        self.device = device
         self.redact_all_text = redact_all_text
         self.zones = tuple(zones)
         self.finders = tuple(finders)
         self.lossy_policy = lossy_policy
+
+    @property
+    def reader(self) -> TextReader:
+        if self._reader is None:
+            self._reader = TextReader(device=self.device)
+        return self._reader
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_reader": None}
 
     def find(self, ds: Dataset, known: IdentifyingValues, *, sex: str | None = None,
              ages: Sequence[str] = ()) -> tuple[PixelResult, object]:

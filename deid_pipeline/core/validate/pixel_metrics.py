@@ -71,13 +71,14 @@ def score_image(truth: list[TruthWord], redacted: list[Box], shape: tuple[int, i
     pixels outside text boxes left unchanged)."""
     score = ImageScore()
     mask = _mask(redacted, shape)
-    phi_mask = _mask([w.box for w in truth if w.is_phi], shape)
+    # A redacted label (the "DOB:" of a hidden birth date) is no false alarm: it went with its value.
+    phi_mask = _mask([w.box for w in truth if w.is_phi or w.category == "label"], shape)
     for word in truth:
         coverage = _covered(mask, word.box)
         if word.is_phi:
             score.phi_words += 1
             score.phi_hidden += coverage >= HIDDEN_COVERAGE
-        else:
+        elif word.category != "label":  # a field's label may go with its value, or stay
             score.other_words += 1
             score.other_kept += coverage <= KEPT_COVERAGE
     score.redacted_boxes = len(redacted)

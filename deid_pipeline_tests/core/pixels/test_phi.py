@@ -27,7 +27,9 @@ def verdicts(judge, *words):
 def test_the_midi_b_banner_is_phi_word_by_word_even_misread(judge):
     assert verdicts(judge, "D0E", "JANE", "[F]", "01.03.2012") == [
         (True, Reason.NAME), (True, Reason.NAME), (True, Reason.SEX), (True, Reason.DATE)]
-    assert verdicts(judge, "DOB:", "12.15.1986") == [(False, Reason.SAFE), (True, Reason.DATE)]
+    # The field's label goes with its value: MIDI-B reads the whole box of the field.
+    assert verdicts(judge, "DOB:", "12.15.1986") == [(True, Reason.SAME_LINE), (True, Reason.DATE)]
+    assert verdicts(judge, "DOB:") == [(False, Reason.SAFE)]
 
 
 def test_every_date_format_of_a_header_date_is_found(judge):
@@ -39,13 +41,14 @@ def test_every_date_format_of_a_header_date_is_found(judge):
 def test_header_values_ids_places_ages_and_initials(judge):
     assert verdicts(judge, "Patient", "ID", "MRN12345")[-1] == (True, Reason.IDENTIFIER)
     assert verdicts(judge, "MAYNARD-CLARKE")[0] == (True, Reason.PLACE)
-    assert verdicts(judge, "Age", "25") == [(False, Reason.SAFE), (True, Reason.AGE)]
+    assert verdicts(judge, "Age", "25") == [(True, Reason.SAME_LINE), (True, Reason.AGE)]
     assert verdicts(judge, "JT") == [(True, Reason.INITIALS)]
 
 
 def test_phi_the_header_does_not_hold_is_caught_by_pattern():
     judge = PixelPhiJudge(gather(ct_with_nested_and_private()))
     assert verdicts(judge, "SWU") == [(True, Reason.INITIALS_PATTERN)]  # staff initials
+    assert verdicts(judge, "RAK/PA") == [(True, Reason.INITIALS_PATTERN)]
     for words in (["8815502"], ["07/04/1999"], ["14:22:05"]):
         (phi, reason), = verdicts(judge, *words)
         assert phi and reason.value.startswith("pattern:"), words

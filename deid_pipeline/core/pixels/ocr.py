@@ -1,0 +1,373 @@
+"""Find and read burned-in text with the PP-OCR ONNX models inside the rapidocr wheel.
+
+`TextReader` runs the PP-OCRv6 small text detector (DB) on each reading view of a frame, merges
+the lines found in several views, recognises each merged line once (PP-OCRv6 small recogniser,
+CTC) from the view in which it was detected most surely, and splits it into words with boxes
+estimated from the positions at which the recogniser emitted each character. Boxes are
+inclusive (x1, y1, x2, y2) in the frame's pixel coordinates.
+
+Only the model files in the installed wheel are used, through onnxruntime directly: nothing is
+downloaded, and no rapidocr code runs (its post-processing is reimplemented here for
+axis-aligned medical annotations). The device is a constructor setting: "cpu", "cuda" or "auto"
+(CUDA when onnxruntime offers it, else CPU).
+
+Settings, tuned on the burned-in development set (see benchmarks/bench_ocr_detection.py):
+
+* Detector scale: frames are read at their own size (padded to a multiple of 32), upscaled so
+  that the short side reaches `min_side` (small matrices carry 6–9 px fonts), downscaled so that
+  the long side stays within `max_side`. Upscaling everything (rapidocr's default brings the
+  short side to 736) costs twice the time for no recall on 512-pixel frames.
+* DB thresholds: pixel threshold 0.3, box threshold 0.5 and unclip ratio 1.6 (rapidocr's), box
+  score by the mean probability inside the box.
+* No angle classifier: burned-in annotations are upright.
+* Recognition: one pass per merged line, crops resized to the model's 48-pixel height; lines are
+  sorted by width and batched so that padding stays small.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+from pydicom.dataset import Dataset
+
+from deid_pipeline.core.pixels.views import View, reading_views
+
+DET_MODEL = "PP-OCRv6_det_small.onnx"
+REC_MODEL = "PP-OCRv6_rec_small.onnx"
+REC_HEIGHT = 48  # the recogniser's input height
+REC_MAX_WIDTH = 48 * 48  # a crop wider than 48 heights is read in pieces
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word of a line: its text, its box (inclusive, frame pixels) and the mean probability of
+    its characters."""
+
+    text: str
+    box: Box
+    score: float
+
+
+@dataclass(frozen=True)
+class TextLine:
+    """A detected line of text: box (inclusive, frame pixels), recognised text, recognition
+    score (mean character probability), words; `det_score` and `view` say how it was found."""
+
+    box: Box
+    text: str
+    score: float
+    words: list[Word] = field(default_factory=list)
+    det_score: float = 0.0
+    view: str = ""
+
+
+@dataclass(frozen=True)
+class _Detection:
+    box: Box
+    score: float
+    view: int
+
+
+def model_dir() -> Path:
+    """The folder of ONNX models shipped inside the installed rapidocr wheel."""
+    spec = importlib.util.find_spec("rapidocr")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("rapidocr is not installed; its wheel carries the OCR models")
+    return Path(next(iter(spec.submodule_search_locations))) / "models"
+
+
+def providers_for(device: str) -> list:
+    """onnxruntime execution providers for `device` ("cpu", "cuda" or "auto")."""
+    available = ort.get_available_providers()
+    if device == "auto":
+        device = "cuda" if "CUDAExecutionProvider" in available else "cpu"
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in available:
+            raise RuntimeError(
+                "device 'cuda' asked for, but onnxruntime offers no CUDAExecutionProvider "
+                "(install onnxruntime-gpu on GPU runners)"
+            )
+        # Input shapes change with every frame: a heuristic algorithm choice, not a search.
+        return [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"}),
+                "CPUExecutionProvider"]
+    if device != "cpu":
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', not {device!r}")
+    return ["CPUExecutionProvider"]
+
+
+class TextReader:
+    """Detect and recognise text lines in reading views.
+
+    One instance holds the two ONNX sessions; build it once per process and reuse it. Reading is
+    deterministic: the same image gives the same lines.
+    """
+
+    def __init__(self, *, device: str = "auto", threads: int = 0, min_side: int = 512,
+                 max_side: int = 1600, max_upscale: float = 2.0, det_thresh: float = 0.3,
+                 box_thresh: float = 0.5, unclip_ratio: float = 1.6, min_box_height: int = 4,
+                 rec_batch: int = 8, rec_squeeze: float = 1.0, min_text_score: float = 0.0):
+        path = model_dir()
+        for name in (DET_MODEL, REC_MODEL):
+            if not (path / name).is_file():
+                raise RuntimeError(f"{name} is missing from the rapidocr wheel at {path}")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        self.providers = providers_for(device)
+        self._det = ort.InferenceSession(str(path / DET_MODEL), options, providers=self.providers)
+        self._rec = ort.InferenceSession(str(path / REC_MODEL), options, providers=self.providers)
+        self._det_input = self._det.get_inputs()[0].name
+        self._rec_input = self._rec.get_inputs()[0].name
+        characters = self._rec.get_modelmeta().custom_metadata_map["character"].splitlines()
+        self._charset = ["", *characters, " "]  # CTC blank first, space last (PaddleOCR)
+        self.device = "cuda" if "CUDAExecutionProvider" in self._det.get_providers() else "cpu"
+        self.min_side, self.max_side, self.max_upscale = min_side, max_side, max_upscale
+        self.det_thresh, self.box_thresh, self.unclip_ratio = det_thresh, box_thresh, unclip_ratio
+        self.min_box_height = min_box_height
+        self.rec_batch = max(1, rec_batch)
+        self.rec_squeeze = rec_squeeze
+        self.min_text_score = min_text_score
+
+    # --- public ---------------------------------------------------------------------------
+
+    def read(self, view: View | np.ndarray | Sequence[View],
+             timings: dict[str, float] | None = None) -> list[TextLine]:
+        """Text lines of one view (or an 8-bit image), or of several views of the same frame,
+        merged: a line seen in several views is reported once. `timings`, when given, receives
+        seconds per step ("detect:<view>", "recognize")."""
+        views = [view] if isinstance(view, (View, np.ndarray)) else list(view)
+        images = [_as_bgr(v.image if isinstance(v, View) else v) for v in views]
+        names = [v.name if isinstance(v, View) else f"view{i}" for i, v in enumerate(views)]
+        if not images:
+            return []
+        detections = []
+        for i, image in enumerate(images):
+            start = time.perf_counter()
+            detections.extend(self.detect(image, i))
+            if timings is not None:
+                timings[f"detect:{names[i]}"] = time.perf_counter() - start
+        start = time.perf_counter()
+        lines = self._recognize_lines(images, names, _merge(detections), timings)
+        if timings is not None:
+            timings["recognize"] = time.perf_counter() - start
+        return lines
+
+    def read_frame(self, pixels: np.ndarray, ds: Dataset, **view_options) -> list[TextLine]:
+        """Text lines of one decoded frame, read in all its reading views."""
+        return self.read(reading_views(pixels, ds, **view_options))
+
+    def detect(self, image: np.ndarray, view: int = 0) -> list[_Detection]:
+        """Axis-aligned text-line boxes in `image` (8-bit BGR or grey), frame coordinates."""
+        image = _as_bgr(image)
+        rows, columns = image.shape[:2]
+        scale = self.scale_for(rows, columns)
+        if scale != 1.0:
+            interpolation = cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA
+            image = cv2.resize(image, (max(1, round(columns * scale)), max(1, round(rows * scale))),
+                               interpolation=interpolation)
+        height, width = image.shape[:2]
+        padded = cv2.copyMakeBorder(image, 0, -height % 32, 0, -width % 32, cv2.BORDER_REPLICATE)
+        blob = (padded.astype(np.float32) * np.float32(2 / 255) - np.float32(1)).transpose(2, 0, 1)
+        prob = self._det.run(None, {self._det_input: blob[None]})[0][0, 0, :height, :width]
+        found = []
+        for quad, score in _db_boxes(prob, self.det_thresh, self.box_thresh, self.unclip_ratio):
+            quad = quad / np.array([width / columns, height / rows], np.float32)
+            x1, y1 = np.floor(quad.min(axis=0)).astype(int)
+            x2, y2 = np.ceil(quad.max(axis=0)).astype(int)
+            x1, y1 = max(int(x1), 0), max(int(y1), 0)
+            x2, y2 = min(int(x2), columns - 1), min(int(y2), rows - 1)
+            if min(x2 - x1, y2 - y1) + 1 >= self.min_box_height:
+                found.append(_Detection((x1, y1, x2, y2), score, view))
+        return found
+
+    def scale_for(self, rows: int, columns: int) -> float:
+        """The factor the detector resizes a rows × columns image by."""
+        scale = 1.0
+        if min(rows, columns) < self.min_side:
+            scale = min(self.min_side / min(rows, columns), self.max_upscale)
+        if max(rows, columns) * scale > self.max_side:
+            scale = self.max_side / max(rows, columns)
+        return scale
+
+    def recognize(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float, list]]:
+        """Text, score and per-character (char, x-centre in crop pixels, probability) of each
+        8-bit BGR crop of one text line."""
+        results: list[tuple[str, float, list]] = [("", 0.0, [])] * len(crops)
+        widths = [_rec_width(crop, self.rec_squeeze) for crop in crops]
+        order = sorted(range(len(crops)), key=lambda i: widths[i])
+        for start in range(0, len(order), self.rec_batch):
+            batch = order[start:start + self.rec_batch]
+            padded_width = max(widths[i] for i in batch)
+            blob = np.zeros((len(batch), 3, REC_HEIGHT, padded_width), np.float32)
+            for row, i in enumerate(batch):
+                resized = cv2.resize(crops[i], (widths[i], REC_HEIGHT))
+                blob[row, :, :, :widths[i]] = (
+                    resized.astype(np.float32) * np.float32(2 / 255) - np.float32(1)
+                ).transpose(2, 0, 1)
+            probs = self._rec.run(None, {self._rec_input: blob})[0]
+            step = padded_width / probs.shape[1]  # input pixels per output column
+            for row, i in enumerate(batch):
+                to_crop = crops[i].shape[1] / widths[i]
+                results[i] = self._decode(probs[row], step * to_crop)
+        return results
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _decode(self, probs: np.ndarray, column_px: float) -> tuple[str, float, list]:
+        best = probs.argmax(axis=1)
+        keep = best != 0
+        keep[1:] &= best[1:] != best[:-1]
+        columns = np.nonzero(keep)[0]
+        chars = [(self._charset[best[c]], (c + 0.5) * column_px, float(probs[c, best[c]]))
+                 for c in columns]
+        text = "".join(c for c, _, _ in chars)
+        score = float(np.mean([p for _, _, p in chars])) if chars else 0.0
+        return text, score, chars
+
+    def _recognize_lines(self, images: list[np.ndarray], names: list[str],
+                         merged: list[_Detection],
+                         timings: dict[str, float] | None = None) -> list[TextLine]:
+        crops, rotated = [], []
+        for det in merged:
+            x1, y1, x2, y2 = det.box
+            crop = images[det.view][y1:y2 + 1, x1:x2 + 1]
+            turn = crop.shape[0] >= 1.5 * crop.shape[1]  # vertical text: read it turned
+            crops.append(np.ascontiguousarray(np.rot90(crop)) if turn else crop)
+            rotated.append(turn)
+        if timings is not None:
+            timings["rec_lines"] = len(crops)
+            timings["rec_columns"] = sum(_rec_width(crop, self.rec_squeeze) for crop in crops)
+        lines = []
+        for det, turn, (text, score, chars) in zip(merged, rotated, self.recognize(crops)):
+            text = text.strip()
+            if not text or score < self.min_text_score:
+                continue
+            words = [] if turn else _words(chars, det.box)
+            if turn:
+                words = [Word(w, det.box, score) for w in text.split()]
+            lines.append(TextLine(det.box, text, round(score, 5), words, round(det.score, 5),
+                                  names[det.view]))
+        lines.sort(key=lambda line: (line.box[1], line.box[0]))
+        return lines
+
+
+def _as_bgr(image: np.ndarray) -> np.ndarray:
+    if image.dtype != np.uint8:
+        raise ValueError(f"views are 8-bit, got {image.dtype}")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    return image
+
+
+def _rec_width(crop: np.ndarray, squeeze: float = 1.0) -> int:
+    rows, columns = crop.shape[:2]
+    width = math.ceil(REC_HEIGHT * columns * squeeze / max(rows, 1))
+    return int(min(max(width, 8), REC_MAX_WIDTH))
+
+
+def _db_boxes(prob: np.ndarray, thresh: float, box_thresh: float,
+              unclip_ratio: float) -> list[tuple[np.ndarray, float]]:
+    """DB post-processing: boxes (4×2 corner arrays, detector-input pixels) and scores from the
+    probability map. Each region's minimum-area rectangle, scored by the mean probability inside
+    it, grown on every side by area × ratio / perimeter (DB's unclip of a rectangle)."""
+    mask = cv2.dilate((prob > thresh).astype(np.uint8), np.ones((2, 2), np.uint8))
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    rows, columns = prob.shape
+    boxes = []
+    for contour in contours:
+        (cx, cy), (w, h), angle = cv2.minAreaRect(contour)
+        if min(w, h) < 3:
+            continue
+        quad = cv2.boxPoints(((cx, cy), (w, h), angle))
+        x1, y1 = np.clip(np.floor(quad.min(axis=0)).astype(int), 0, [columns - 1, rows - 1])
+        x2, y2 = np.clip(np.ceil(quad.max(axis=0)).astype(int), 0, [columns - 1, rows - 1])
+        region = np.zeros((y2 - y1 + 1, x2 - x1 + 1), np.uint8)
+        cv2.fillPoly(region, [np.round(quad - [x1, y1]).astype(np.int32)], 1)
+        score = cv2.mean(prob[y1:y2 + 1, x1:x2 + 1], region)[0]
+        if score < box_thresh:
+            continue
+        grow = w * h * unclip_ratio / (2 * (w + h))
+        boxes.append((cv2.boxPoints(((cx, cy), (w + 2 * grow, h + 2 * grow), angle)), score))
+    return boxes
+
+
+def _area(box: Box) -> int:
+    return (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
+
+
+def _same_line(a: Box, b: Box) -> bool:
+    """Boxes that show the same text: of similar heights (a line, not a block or a region
+    swallowing lines), overlapping by at least half the smaller one's area and height."""
+    ha, hb = a[3] - a[1] + 1, b[3] - b[1] + 1
+    if min(ha, hb) < 0.5 * max(ha, hb):
+        return False
+    ix = min(a[2], b[2]) - max(a[0], b[0]) + 1
+    iy = min(a[3], b[3]) - max(a[1], b[1]) + 1
+    if ix <= 0 or iy < 0.5 * min(ha, hb):
+        return False
+    return ix * iy >= 0.5 * min(_area(a), _area(b))
+
+
+def _merge(detections: list[_Detection]) -> list[_Detection]:
+    """One detection per group of overlapping ones (any view): the union of their boxes, read
+    from the view of the group's most confident member."""
+    parent = list(range(len(detections)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(detections)):
+        for j in range(i + 1, len(detections)):
+            if _same_line(detections[i].box, detections[j].box):
+                parent[root(j)] = root(i)
+    groups: dict[int, list[_Detection]] = {}
+    for i, det in enumerate(detections):
+        groups.setdefault(root(i), []).append(det)
+    merged = []
+    for members in groups.values():
+        boxes = np.array([m.box for m in members])
+        best = max(members, key=lambda m: (m.score, -m.view))
+        union = (int(boxes[:, 0].min()), int(boxes[:, 1].min()), int(boxes[:, 2].max()),
+                 int(boxes[:, 3].max()))
+        merged.append(_Detection(union, best.score, best.view))
+    return merged
+
+
+def _words(chars: list, box: Box) -> list[Word]:
+    """Split a line's characters (char, x-centre in the crop, probability) at spaces into words
+    with boxes: from half a character before the first centre to half after the last."""
+    x1, y1, x2, y2 = box
+    groups: list[list] = [[]]
+    for char in chars:
+        if char[0].isspace():
+            groups.append([])
+        else:
+            groups[-1].append(char)
+    groups = [g for g in groups if g]
+    centres = [c[1] for g in groups for c in g]
+    gaps = [b[1] - a[1] for g in groups for a, b in zip(g, g[1:])]
+    if gaps:
+        half = float(np.median(gaps)) / 2
+    else:
+        half = (x2 - x1 + 1) / max(len(centres), 1) / 2
+    words = []
+    for g in groups:
+        left = max(x1, math.floor(x1 + g[0][1] - half))
+        right = min(x2, math.ceil(x1 + g[-1][1] + half))
+        words.append(Word("".join(c[0] for c in g), (left, y1, max(left, right), y2),
+                          round(float(np.mean([c[2] for c in g])), 5)))
+    return words

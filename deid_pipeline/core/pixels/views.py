@@ -1,0 +1,327 @@
+"""8-bit reading views of a DICOM frame, on which burned-in text is legible for the OCR.
+
+A frame comes as pydicom's ``pixel_array`` gives it: stored values, (rows, columns) for one
+sample per pixel, (rows, columns, 3) for colour. Burned-in text is drawn by a modality, a
+workstation or a PACS at some value of its choosing — most often the largest or smallest value
+the pixel can hold, sometimes a grey a few percent off the background — and it must be legible
+whatever the data: 8–16 bits, signed, a stored window that hides it or shows it, anatomy under
+it. Each view costs one pass of the text detector, so `reading_views` returns as few as it can:
+
+``full``
+    Linear, frame minimum to maximum. Text at either extreme is the brightest or darkest thing in
+    it, and low-contrast text on a flat background keeps its contrast relative to the range.
+``window``
+    The stored VOI window (or VOI LUT), as a reader would have seen the image; text drawn to be
+    legible on the display is legible here even when outliers squash it in ``full``. Only when it
+    differs from the views already chosen and does not saturate nearly everything.
+``robust``
+    Without a usable stored window: the 0.5–99.5 percentile range, for frames whose full range
+    is stretched by a few outliers (metal, padding, a marker at the maximum) so that the rest,
+    including grey text, falls within a few grey levels. Only when it differs from ``full``.
+``extremes``
+    Pixels at (or within a hair of) the frame's maximum white, at its minimum black, everything
+    else mid-grey: text drawn at an extreme over bright (or dark) anatomy, which has no contrast
+    in ``full``, stands out. Only when the extreme pixels look like text — few of them and, in
+    ``full``, set against surroundings of nearly their own brightness.
+
+Colour frames (RGB, YBR converted to RGB, PALETTE COLOR through its lookup table) give one
+``color`` view (BGR, the detector's order) and, when the picture is not grey, a ``gray`` view of
+the brightest channel, in which coloured text on grey anatomy is plain white-on-grey.
+
+MONOCHROME1 is inverted so that every view reads the way the image is displayed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_color_lut, convert_color_space
+
+# pydicom 3's default pixel_array already converts these to RGB (as_rgb=True; the JPEG 2000
+# decoder undoes the ICT/RCT transforms itself).
+PYDICOM_CONVERTS_TO_RGB = frozenset({"YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT"})
+
+# A candidate view whose mean absolute difference from a view already chosen is below this
+# (grey levels, on a subsample) shows nothing new and costs a detector pass: it is dropped.
+MIN_VIEW_DIFFERENCE = 12.0
+# A stored window (or the robust range) is read only when it shows the values it spans with at
+# least this many times the contrast of the full range.
+MIN_WINDOW_GAIN = 1.4
+# A window under which 99 % of the pixels span fewer grey levels than this shows nothing (e.g. a
+# 16-bit window over 8-bit data).
+MIN_WINDOW_SPREAD = 32
+ROBUST_PERCENTILES = (0.5, 99.5)
+# Extremes: values within this fraction of the range from the maximum (minimum) count as drawn
+# at it (anti-aliasing and lossy compression move text off the exact value).
+EXTREME_TOLERANCE = 0.01
+# Text at an extreme covers a small part of a frame; more than this is background or saturated
+# anatomy, and text over it cannot be told apart at any view.
+EXTREME_MAX_FRACTION = 0.2
+EXTREME_MIN_PIXELS = 12
+# In the full view, text at an extreme is legible when fewer than this fraction of the pixels
+# around it lie on its side of mid-grey.
+EXTREME_CLOSE_FRACTION = 0.25
+# Character-shaped components: height range (pixels) and the largest share of their bounding box
+# they may fill (strokes, not blobs).
+GLYPH_MIN_HEIGHT, GLYPH_MAX_HEIGHT, GLYPH_MAX_FILL = 4, 64, 0.75
+SUBSAMPLE = 4  # statistics on every 4th row and column
+
+
+@dataclass(frozen=True, eq=False)
+class View:
+    """One 8-bit image for the OCR: (rows, columns) grey or (rows, columns, 3) BGR, in the
+    frame's pixel coordinates."""
+
+    name: str
+    image: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class DistinctFrame:
+    """A frame to read, and every frame index holding the same pixels (`index` first)."""
+
+    index: int
+    pixels: np.ndarray
+    indices: tuple[int, ...]
+
+
+def samples_per_pixel(ds: Dataset) -> int:
+    return int(ds.get("SamplesPerPixel", 1) or 1)
+
+
+def frame_count(pixels: np.ndarray, ds: Dataset) -> int:
+    """Frames in `pixels` (pydicom drops the frame axis of a single-frame image)."""
+    frame_ndim = 2 if samples_per_pixel(ds) == 1 else 3
+    if pixels.ndim == frame_ndim:
+        return 1
+    if pixels.ndim == frame_ndim + 1:
+        return int(pixels.shape[0])
+    raise ValueError(
+        f"pixel array of shape {pixels.shape} does not fit SamplesPerPixel "
+        f"{samples_per_pixel(ds)}"
+    )
+
+
+def frames_to_read(pixels: np.ndarray, ds: Dataset) -> Iterator[DistinctFrame]:
+    """The distinct frames of `pixels`, in order of first appearance; identical frames (same
+    bytes) are read once and listed in `indices` of the first."""
+    count = frame_count(pixels, ds)
+    if count == 1:
+        frames = [pixels if pixels.ndim == (2 if samples_per_pixel(ds) == 1 else 3) else pixels[0]]
+    else:
+        frames = [pixels[i] for i in range(count)]
+    groups: dict[bytes, list[int]] = {}
+    for i, frame in enumerate(frames):
+        digest = hashlib.blake2b(np.ascontiguousarray(frame).data, digest_size=16)
+        digest.update(repr((frame.shape, frame.dtype.str)).encode())
+        groups.setdefault(digest.digest(), []).append(i)
+    for indices in groups.values():
+        yield DistinctFrame(indices[0], frames[indices[0]], tuple(indices))
+
+
+def reading_views(pixels: np.ndarray, ds: Dataset, *, pixels_color_space: str | None = None,
+                  names: tuple[str, ...] | None = None) -> list[View]:
+    """8-bit views of one frame on which burned-in text is legible, most useful first.
+
+    `pixels` is one frame as pydicom's ``pixel_array`` gives it. `pixels_color_space` says what
+    colour space a three-sample frame is in when it is not what pydicom 3's default decoding
+    gives (RGB for YBR_FULL, YBR_FULL_422, YBR_ICT and YBR_RCT): pass the dataset's
+    Photometric Interpretation when the frame was decoded with ``as_rgb=False``. `names`
+    restricts the views to those named (evaluation and tests); a flat frame gives no view.
+    """
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    if photometric == "PALETTE COLOR" and pixels.ndim == 2:
+        views = _color_views(_palette_to_rgb8(pixels, ds))
+    elif pixels.ndim == 3 and pixels.shape[-1] in (3, 4):
+        space = (pixels_color_space or (
+            "RGB" if photometric in PYDICOM_CONVERTS_TO_RGB else photometric)).upper()
+        views = _color_views(_to_rgb8(pixels[..., :3], space, ds))
+    elif pixels.ndim == 2:
+        views = _grey_views(pixels, ds, invert=photometric == "MONOCHROME1")
+    else:
+        raise ValueError(f"not a single frame: shape {pixels.shape}")
+    if names is not None:
+        views = [view for view in views if view.name in names]
+    return views
+
+
+# --- grey -----------------------------------------------------------------------------------
+
+
+def _grey_views(pixels: np.ndarray, ds: Dataset, invert: bool) -> list[View]:
+    values = pixels.astype(np.float32, copy=False)
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        return []
+    chosen: list[View] = []
+
+    def add(name: str, image: np.ndarray | None) -> None:
+        if image is None:
+            return
+        if invert:
+            image = 255 - image
+        if all(_difference(image, view.image) >= MIN_VIEW_DIFFERENCE for view in chosen):
+            chosen.append(View(name, image))
+
+    add("full", _scale(values, low, high))
+    window = _stored_window(values, ds, (high - low) / MIN_WINDOW_GAIN)
+    if window is not None:
+        add("window", window)
+    elif "WindowWidth" not in ds and "VOILUTSequence" not in ds:
+        sample = values[::SUBSAMPLE, ::SUBSAMPLE]
+        p_low, p_high = (float(p) for p in np.percentile(sample, ROBUST_PERCENTILES))
+        if 0 < p_high - p_low <= (high - low) / MIN_WINDOW_GAIN:
+            add("robust", _scale(values, p_low, p_high))
+    full = chosen[0].image if not invert else 255 - chosen[0].image
+    add("extremes", _extremes(values, low, high, full))
+    return chosen
+
+
+def _scale(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Linear map of [low, high] onto 0..255, clipped."""
+    scaled = (values - np.float32(low)) * np.float32(255.0 / (high - low))
+    np.clip(scaled, 0, 255, out=scaled)
+    return (scaled + 0.5).astype(np.uint8)
+
+
+def _difference(a: np.ndarray, b: np.ndarray) -> float:
+    sa = a[::SUBSAMPLE, ::SUBSAMPLE].astype(np.int16)
+    sb = b[::SUBSAMPLE, ::SUBSAMPLE].astype(np.int16)
+    return float(np.abs(sa - sb).mean())
+
+
+def _first(value: object) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, (list, tuple)) or hasattr(value, "__getitem__") and not isinstance(
+                value, (str, bytes)):
+            value = value[0]  # type: ignore[index]
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _stored_window(values: np.ndarray, ds: Dataset, max_width: float) -> np.ndarray | None:
+    """The stored VOI window (or VOI LUT) applied to `values` (stored values), or None when
+    there is none, when the window is wider than `max_width` stored values (no more contrast
+    than the full range) or when it leaves nearly every pixel black or white."""
+    center, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
+    image = None
+    if center is not None and width is not None and width >= 1:
+        slope = _first(ds.get("RescaleSlope")) or 1.0
+        intercept = _first(ds.get("RescaleIntercept")) or 0.0
+        if str(ds.get("VOILUTFunction", "LINEAR")).upper() == "LINEAR_EXACT":
+            out_low, out_high = center - width / 2, center + width / 2
+        else:  # LINEAR, and SIGMOID approximated by its linear part
+            out_low = center - 0.5 - (width - 1) / 2
+            out_high = center - 0.5 + (width - 1) / 2
+        low, high = sorted(((out_low - intercept) / slope, (out_high - intercept) / slope))
+        if 0 < high - low <= max_width:
+            image = _scale(values, low, high)
+            if slope < 0:
+                image = 255 - image
+    elif "VOILUTSequence" in ds:
+        image = _voi_lut(values, ds)
+    if image is None:
+        return None
+    sample = image[::SUBSAMPLE, ::SUBSAMPLE]
+    low, high = np.percentile(sample, (0.5, 99.5))
+    return image if high - low >= MIN_WINDOW_SPREAD else None
+
+
+def _voi_lut(values: np.ndarray, ds: Dataset) -> np.ndarray | None:
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    try:
+        item = ds.VOILUTSequence[0]
+        bits = int(item.LUTDescriptor[2])
+        out = apply_voi_lut(apply_modality_lut(values, ds), ds, prefer_lut=True)
+        return _scale(np.asarray(out, dtype=np.float32), 0.0, float(2**bits - 1))
+    except Exception:  # noqa: BLE001 - a malformed LUT only costs this view
+        return None
+
+
+def _extremes(values: np.ndarray, low: float, high: float, full: np.ndarray) -> np.ndarray | None:
+    """White where the frame is at its maximum, black at its minimum, grey elsewhere; None when
+    no extreme looks like text that `full` does not already show."""
+    tolerance = EXTREME_TOLERANCE * (high - low)
+    image = np.full(values.shape, 128, np.uint8)
+    useful = False
+    for mask, ink in ((values >= high - tolerance, 255), (values <= low + tolerance, 0)):
+        count = int(np.count_nonzero(mask))
+        if count < EXTREME_MIN_PIXELS or count > EXTREME_MAX_FRACTION * values.size:
+            continue
+        image[mask] = ink
+        if not useful:
+            useful = not _legible_in_full(mask, full, ink)
+    return image if useful else None
+
+
+def _glyphs(mask: np.ndarray) -> np.ndarray:
+    """The parts of `mask` shaped like characters: connected components a few pixels to a few
+    dozen high, made of strokes rather than solid; not single noise pixels, not regions."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
+    width, height, area = (stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT],
+                           stats[:, cv2.CC_STAT_AREA])
+    keep = ((height >= GLYPH_MIN_HEIGHT) & (height <= GLYPH_MAX_HEIGHT) & (area >= 4)
+            & (area <= GLYPH_MAX_FILL * width * height))
+    keep[0] = False  # background label
+    return keep[labels]
+
+
+def _legible_in_full(mask: np.ndarray, full: np.ndarray, ink: int) -> bool:
+    """Whether the character-shaped parts of `mask` (drawn at `ink`, 255 or 0, in `full`) stand
+    out from their surroundings in `full` everywhere: in the ring two to three pixels around
+    them, hardly any pixel lies on the ink's side of mid-grey (bright anatomy under white text,
+    dark speckle around black text)."""
+    mask8 = _glyphs(mask).astype(np.uint8)
+    if not mask8.any():
+        return True
+    near = cv2.dilate(mask8, np.ones((3, 3), np.uint8))
+    far = cv2.dilate(mask8, np.ones((7, 7), np.uint8))
+    ring = full[(far > 0) & (near == 0)]
+    if ring.size == 0:
+        return True
+    close = np.count_nonzero(ring >= 128) if ink == 255 else np.count_nonzero(ring < 128)
+    return close < EXTREME_CLOSE_FRACTION * ring.size
+
+
+# --- colour ---------------------------------------------------------------------------------
+
+
+def _palette_to_rgb8(pixels: np.ndarray, ds: Dataset) -> np.ndarray:
+    rgb = apply_color_lut(pixels, ds)[..., :3]
+    if rgb.dtype == np.uint8:
+        return rgb
+    descriptor = ds.get("RedPaletteColorLookupTableDescriptor")
+    bits = int(descriptor[2]) if descriptor is not None else 16
+    if bits > 8 and int(rgb.max()) > 255:
+        return (rgb.astype(np.uint32) * 255 // 65535).astype(np.uint8)
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def _to_rgb8(pixels: np.ndarray, space: str, ds: Dataset) -> np.ndarray:
+    if pixels.dtype != np.uint8:
+        bits = int(ds.get("BitsStored", 8) or 8)
+        top = float(2**bits - 1)
+        low = float(pixels.min()) if pixels.dtype.kind == "i" else 0.0
+        pixels = _scale(pixels.astype(np.float32), low, max(top, float(pixels.max())))
+    if space in ("YBR_FULL", "YBR_FULL_422"):
+        return convert_color_space(pixels, space, "RGB")
+    return pixels  # RGB, and anything pydicom cannot convert, read as it is
+
+
+def _color_views(rgb: np.ndarray) -> list[View]:
+    bgr = np.ascontiguousarray(rgb[..., ::-1])
+    views = [View("color", bgr)]
+    sample = rgb[::SUBSAMPLE, ::SUBSAMPLE].astype(np.int16)
+    chroma = (sample.max(axis=-1) - sample.min(axis=-1)).mean()
+    if chroma >= 4:  # coloured text or overlay on a grey picture: brightest channel as grey
+        views.append(View("gray", rgb.max(axis=-1)))
+    return views
