@@ -271,7 +271,8 @@ def _parse_slides(raw: Any, name: str, line: int, current: SlideSettings) -> Sli
     changes: dict[str, Any] = {}
     if "label" in raw:
         if raw["label"] not in LABEL_MODES:
-            raise PolicyError(f"{name}:{line}: slides.label must be one of {', '.join(sorted(LABEL_MODES))}")
+            raise PolicyError(f"{name}:{line}: slides.label must be one of "
+                              f"{', '.join(sorted(LABEL_MODES))}")
         changes["label"] = raw["label"]
     if "patient_key" in raw:
         if raw["patient_key"] is not None and not isinstance(raw["patient_key"], str):

@@ -1,0 +1,229 @@
+"""De-identifying a large SVS slide against a plain copy of it: throughput and memory (on demand).
+
+    .venv/bin/python benchmarks/bench_slides.py [--gb 2] [--dir /tmp/bench_slides]
+        [--label drop|pseudonym] [--repeat 2] [--out FILE]
+
+Makes a synthetic Aperio slide of about `--gb` gigabytes in `--dir` (kept there and reused by
+later runs of the same size; drawn from 64 distinct pre-encoded JPEG tiles repeated, so making it
+takes about as long as writing it), then, `--repeat` times each, alternately:
+
+* **copy**: `shutil.copyfile` of the slide (on Linux an in-kernel copy: no byte passes through
+  the process);
+* **read/write copy**: the slide read and written in 16 MiB chunks by Python, the floor for any
+  program that handles the bytes itself;
+* **deid**: `deidentify_slide` with the packaged policy, in a child process, including its
+  verification with OpenSlide; the child's peak RSS comes from
+  `resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`, its RSS before de-identifying (imports,
+  policy) from its own `getrusage` at that point.
+
+Before each, the slide's pages are evicted from the page cache (`posix_fadvise DONTNEED`, this
+file only), so both read from disk. Each is timed twice: when the call returns (output in the
+page cache) and after an fsync of the output (output on disk); the best run of each is reported.
+MB/s are 10^6 bytes of input per second. Writes benchmarks/results/bench_slides.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import tifffile
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from deid_pipeline.core.slides.synth import write_synthetic_slide  # noqa: E402
+
+TILE = 256
+TILE_VARIANTS = 64
+DOWNSAMPLE = 4
+LEVELS = 3
+CHUNK = 16 * 2**20
+BIGTIFF_FROM = 3.5e9  # bytes: beyond this, classic TIFF offsets may not reach
+SECRET = b"benchmark secret, not for production"
+
+
+def main() -> None:
+    args = parse_args()
+    if args.child:
+        run_child(Path(args.child[0]), Path(args.child[1]), args.label)
+        return
+    work = Path(args.dir)
+    work.mkdir(parents=True, exist_ok=True)
+    slide, generation_s = ensure_slide(work, args.gb)
+    size = slide.stat().st_size
+    print(f"slide: {slide} ({size / 1e9:.2f} GB)")
+
+    copies, chunked, deids = [], [], []
+    for run in range(args.repeat):
+        evict(slide)
+        copies.append(timed_copy(shutil.copyfile, slide, work / "copy.svs"))
+        evict(slide)
+        chunked.append(timed_copy(chunked_copy, slide, work / "copy.svs"))
+        evict(slide)
+        deids.append(run_deid_in_child(slide, work / "deid", args.label))
+        print(f"run {run + 1}: " + ", ".join(
+            f"{name} {runs[-1]['seconds']:.2f} s ({runs[-1]['durable_seconds']:.2f} s with fsync)"
+            for name, runs in (("copy", copies), ("read/write", chunked), ("deid", deids))))
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+    result = {
+        "slide_bytes": size,
+        "level0": deids[0]["level0"],
+        "levels": LEVELS,
+        "tile": TILE,
+        "generation_seconds": generation_s,
+        "label_mode": args.label,
+        "copy_runs": copies,
+        "read_write_copy_runs": chunked,
+        "deid_runs": [{k: d[k] for k in ("seconds", "durable_seconds")} for d in deids],
+        **{f"{name}_mb_per_s{suffix}": size / 1e6 / min(run[key] for run in runs)
+           for name, runs in (("copy", copies), ("read_write_copy", chunked), ("deid", deids))
+           for suffix, key in (("", "seconds"), ("_fsync", "durable_seconds"))},
+        "deid_peak_rss_mb": peak_rss_mb,
+        "deid_rss_before_mb": max(d["rss_before_mb"] for d in deids),
+        "output_bytes": deids[0]["output_bytes"],
+        "machine": f"{platform.machine()}, {platform.system()} {platform.release()}",
+        "date": datetime.now().isoformat(timespec="seconds"),
+    }
+    print_table(result)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gb", type=float, default=2.0, help="slide size in GB (10^9 bytes)")
+    parser.add_argument("--dir", default="/tmp/bench_slides", help="where slides are written")
+    parser.add_argument("--label", choices=("drop", "pseudonym"), default="drop")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/bench_slides.json"))
+    parser.add_argument("--child", nargs=2, metavar=("SRC", "DST"), help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def ensure_slide(work: Path, gb: float) -> tuple[Path, float | None]:
+    """The benchmark slide of about `gb` GB, made unless already there (then no time)."""
+    slide = work / f"slide_{gb:g}gb.svs"
+    if slide.exists():
+        return slide, None
+    width, height = level0_size(work, gb * 1e9)
+    print(f"making a {width} x {height} slide of about {gb:g} GB ...")
+    started = time.perf_counter()
+    partial = slide.with_name(f".{slide.name}.partial")
+    write_synthetic_slide(partial, seed=1, patient_name="BENCH MARK", slide_id="B00-00001",
+                          date=datetime(2020, 2, 2, 9, 30), width=width, height=height,
+                          tile=TILE, levels=LEVELS, downsample=DOWNSAMPLE,
+                          tile_variants=TILE_VARIANTS, bigtiff=gb * 1e9 > BIGTIFF_FROM)
+    partial.rename(slide)
+    return slide, time.perf_counter() - started
+
+
+def level0_size(work: Path, target_bytes: float) -> tuple[int, int]:
+    """Level-0 width and height (4:3) whose tiles, with the smaller levels', add up to about
+    `target_bytes`, from the mean tile size of a small slide drawn from the same tiles."""
+    probe = work / ".probe.svs"
+    write_synthetic_slide(probe, seed=1, patient_name="PROBE", slide_id="P0", width=8192,
+                          height=6144, date=datetime(2020, 1, 1), tile=TILE, levels=1,
+                          tile_variants=TILE_VARIANTS)
+    with tifffile.TiffFile(probe) as tif:
+        counts = tif.pages[0].databytecounts
+        per_tile = sum(counts) / len(counts)
+    probe.unlink()
+    pyramid = sum(DOWNSAMPLE ** (-2 * level) for level in range(LEVELS))
+    tiles = target_bytes / per_tile / pyramid
+    columns = math.ceil(math.sqrt(tiles * 4 / 3))
+    return columns * TILE, math.ceil(tiles / columns) * TILE
+
+
+def evict(path: Path) -> None:
+    """Drop this file's pages from the page cache, so that the next read comes from disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def chunked_copy(slide: Path, target: Path) -> None:
+    with slide.open("rb") as source, target.open("wb") as copy:
+        while chunk := source.read(CHUNK):
+            copy.write(chunk)
+
+
+def timed_copy(copy: Callable[[Path, Path], object], slide: Path, target: Path) -> dict:
+    started = time.perf_counter()
+    copy(slide, target)
+    seconds = time.perf_counter() - started
+    fsync(target)
+    durable = time.perf_counter() - started
+    target.unlink()
+    return {"seconds": seconds, "durable_seconds": durable}
+
+
+def run_deid_in_child(slide: Path, dst: Path, label: str) -> dict:
+    shutil.rmtree(dst, ignore_errors=True)
+    completed = subprocess.run([sys.executable, __file__, "--label", label, "--child",
+                                str(slide), str(dst)], check=True, capture_output=True, text=True)
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    shutil.rmtree(dst, ignore_errors=True)
+    return report
+
+
+def run_child(src: Path, dst: Path, label: str) -> None:
+    from deid_pipeline.core.policy.rules import load_policy
+    from deid_pipeline.core.pseudonyms import Pseudonymizer
+    from deid_pipeline.core.slides.deidentify import deidentify_slide
+
+    settings, pseudonymizer = load_policy().slides, Pseudonymizer(SECRET)
+    rss_before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started = time.perf_counter()
+    result = deidentify_slide(src, dst, settings, pseudonymizer, label_mode=label)
+    seconds = time.perf_counter() - started
+    fsync(result.output)
+    durable = time.perf_counter() - started
+    with tifffile.TiffFile(result.output) as tif:
+        level0 = list(tif.pages[0].shape[:2])
+    print(json.dumps({"seconds": seconds, "durable_seconds": durable, "level0": level0,
+                      "output_bytes": result.output.stat().st_size,
+                      "rss_before_mb": rss_before_mb}))
+
+
+def print_table(result: dict) -> None:
+    height, width = result["level0"]
+    print()
+    print(f"slide {result['slide_bytes'] / 1e9:.2f} GB, level 0 {width} x {height}, "
+          f"{result['levels']} levels, {result['tile']} px JPEG tiles, read from disk")
+    print(f"{'MB/s':24}{'returned':>12}{'fsynced':>12}")
+    for name, label in (("copy", "shutil.copyfile"), ("read_write_copy", "read/write copy"),
+                        ("deid", "deidentify_slide")):
+        print(f"{label:24}{result[f'{name}_mb_per_s']:>12.0f}"
+              f"{result[f'{name}_mb_per_s_fsync']:>12.0f}")
+    print(f"deid peak RSS {result['deid_peak_rss_mb']:.0f} MB "
+          f"({result['deid_rss_before_mb']:.0f} MB of it before de-identifying)")
+
+
+if __name__ == "__main__":
+    main()

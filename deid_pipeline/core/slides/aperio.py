@@ -1,0 +1,155 @@
+"""The structure of an Aperio SVS file: which page is which, and its ImageDescription's keys.
+
+An SVS file is a tiled, pyramidal TIFF. The tiled pages are the pyramid levels, level 0 first;
+the stripped page right after level 0 is the thumbnail; stripped pages after the levels are
+associated images named by the first word of their description's second line (`label`, `macro`).
+This is how OpenSlide reads them, so both sides of a de-identification agree on what a page is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+import openslide
+import tifffile
+
+APERIO_VENDOR = "aperio"
+
+# Tags that TiffWriter writes from a page's layout: they describe the pixels, name nobody, and
+# are regenerated rather than copied. ImageDescription (270) is rewritten key by key.
+PIXEL_TAGS = frozenset({
+    254,  # NewSubfileType
+    256, 257,  # ImageWidth, ImageLength
+    258, 259, 262,  # BitsPerSample, Compression, PhotometricInterpretation
+    270,  # ImageDescription
+    273, 277, 278, 279,  # StripOffsets, SamplesPerPixel, RowsPerStrip, StripByteCounts
+    282, 283, 284, 296,  # XResolution, YResolution, PlanarConfiguration, ResolutionUnit
+    317,  # Predictor
+    322, 323, 324, 325,  # TileWidth, TileLength, TileOffsets, TileByteCounts
+    338, 339,  # ExtraSamples, SampleFormat
+    347,  # JPEGTables
+    530, 532,  # YCbCrSubSampling, ReferenceBlackWhite
+})
+
+
+class SlideError(Exception):
+    """A file that cannot be de-identified as a slide; the message is the reason, free of PHI."""
+
+
+class PageKind(str, Enum):
+    LEVEL = "level"
+    THUMBNAIL = "thumbnail"
+    LABEL = "label"
+    MACRO = "macro"
+    OTHER = "other"  # an associated image of no known name: never copied, it may show anything
+
+
+@dataclass(frozen=True)
+class Description:
+    """An Aperio ImageDescription: a header (software, sizes, compression), then `key = value`
+    fields after each `|`."""
+
+    header: str
+    fields: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Description:
+        header, *fields = text.split("|")
+        pairs = []
+        for field in fields:
+            key, _, value = field.partition("=")
+            pairs.append((key.strip(), value.strip()))
+        return cls(header, tuple(pairs))
+
+    def get(self, key: str | None) -> str | None:
+        """The value of `key` (any case), or None."""
+        if key is None:
+            return None
+        wanted = key.casefold()
+        return next((value for name, value in self.fields if name.casefold() == wanted), None)
+
+    def text(self) -> str:
+        return "|".join([self.header, *(f"{key} = {value}" for key, value in self.fields)])
+
+
+@dataclass(frozen=True)
+class AperioFile:
+    tif: tifffile.TiffFile
+    pages: tuple[tuple[tifffile.TiffPage, PageKind], ...]
+
+    @property
+    def levels(self) -> list[tifffile.TiffPage]:
+        return [page for page, kind in self.pages if kind is PageKind.LEVEL]
+
+    def page_names(self) -> list[str]:
+        """`level0`, `thumbnail`, `level1`, …, `label`, `macro`: one name per page."""
+        names, level = [], 0
+        for _, kind in self.pages:
+            if kind is PageKind.LEVEL:
+                names.append(f"level{level}")
+                level += 1
+            else:
+                names.append(kind.value)
+        return names
+
+
+def tile_sizes_digest(page: tifffile.TiffPage) -> str:
+    """A digest of the sizes of a page's stored tiles or strips: equal for two pages that hold
+    the same compressed data, and small however many tiles there are."""
+    return hashlib.sha256(np.asarray(page.databytecounts, np.uint64).tobytes()).hexdigest()
+
+
+def page_kind(index: int, page: tifffile.TiffPage) -> PageKind:
+    if page.is_tiled:
+        return PageKind.LEVEL
+    if index == 1:
+        return PageKind.THUMBNAIL
+    lines = page.description.splitlines()
+    name = lines[1].split(maxsplit=1)[0] if len(lines) > 1 and lines[1].strip() else ""
+    return {"label": PageKind.LABEL, "macro": PageKind.MACRO}.get(name, PageKind.OTHER)
+
+
+@contextmanager
+def open_aperio(path: Path) -> Iterator[AperioFile]:
+    """The slide's pages, checked: a readable TIFF, tiled, from Aperio, with every tile inside
+    the file. Raises SlideError with the reason otherwise."""
+    path = Path(path)
+    try:
+        tif = tifffile.TiffFile(path)
+    except (tifffile.TiffFileError, ValueError, struct.error, EOFError):
+        raise SlideError("not a TIFF file") from None
+    except OSError as exc:
+        raise SlideError(f"cannot be read ({exc.strerror or type(exc).__name__})") from None
+    with tif:
+        pages = [page for page in tif.pages if isinstance(page, tifffile.TiffPage)]
+        if _cut_short(tif, pages):
+            raise SlideError("truncated file: its images run past the end of the file")
+        if not pages or not pages[0].is_tiled:
+            raise SlideError("a TIFF that is not a whole-slide image (no tiled pyramid)")
+        vendor = openslide.OpenSlide.detect_format(path)
+        if vendor != APERIO_VENDOR:
+            raise SlideError(f"unsupported slide vendor ({vendor or 'unknown'}); "
+                             "only Aperio SVS is supported")
+        yield AperioFile(tif, tuple((page, page_kind(i, page)) for i, page in enumerate(pages)))
+
+
+def _cut_short(tif: tifffile.TiffFile, pages: list[tifffile.TiffPage]) -> bool:
+    """Whether the file ends before its data: a page's tiles or strips past the end, or a last
+    page that points to a further one the file does not hold (tifffile stops there and only
+    logs it)."""
+    fh = tif.filehandle
+    for page in pages:
+        if len(page.dataoffsets) != len(page.databytecounts) or any(
+                offset + count > fh.size
+                for offset, count in zip(page.dataoffsets, page.databytecounts)):
+            return True
+    fh.seek(tif.pages.next_page_offset)
+    stored = fh.read(tif.tiff.offsetsize)
+    return len(stored) < tif.tiff.offsetsize or struct.unpack(tif.tiff.offsetformat, stored)[0] != 0
