@@ -83,7 +83,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     out = writable_folder(args.out)
     summary = generate_corpus(out, patients=args.patients, seed=args.seed)
-    print(f"synth: {summary.files} DICOM files, {summary.patients} patients, "
+    print(f"synth: {summary.files} DICOM files and {summary.slides} slides, "
+          f"{summary.patients} patients, "
           f"{summary.studies} studies, {summary.series} series in {out}; "
           f"answer key {summary.answer_key}")
     return EXIT_OK
@@ -168,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-root", default=None,
                       help="data root (default: $DEID_DATA_ROOT or ./data)")
     demo.add_argument("--partition", type=partition_day, default=dt.date.today().isoformat())
-    demo.add_argument("--patients", type=positive_int, default=12)
+    demo.add_argument("--patients", type=positive_int, default=4,
+                      help="synthetic patients (4 give about 75 files; OCR costs ~1 s a file)")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=cmd_demo)
 

@@ -32,8 +32,10 @@ class DemoReport:
         lines = [
             f"partition {self.partition}: {state} ({self.files} synthetic DICOM files)",
             f"  drop folder : {self.data_root / 'incoming' / self.partition}",
-            f"  de-identified: {self.data_root / 'deidentified' / self.partition}",
-            f"  mappings, audit, quarantine: {self.data_root / 'work' / self.partition}",
+            f"  output      : {self.data_root / 'encoded' / self.partition}  (final DICOM)",
+            f"  slides      : {self.data_root / 'deidentified_slides' / self.partition}",
+            f"  work        : {self.data_root / 'work' / self.partition}  (mappings, audit, "
+            "quarantine: owner-only)",
             *(f"  table       : {path}" for path in self.tables),
             f"  Dagster home: {self.dagster_home}  (UI: make ui, then http://127.0.0.1:3000)",
         ]

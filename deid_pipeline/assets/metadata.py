@@ -15,12 +15,15 @@ from deid_pipeline.resources import DataLake
     owners=["team:imaging-data"],
     description=(
         "One row per DICOM element of every readable file, before de-identification: tag, "
-        "keyword, VR, VM, value as text, its path through sequence items, private creator. "
+        "keyword, VR, VM, value as text, its path through sequence items, private creator; and "
+        "a slide_metadata table: every ImageDescription key and TIFF tag of every SVS page. "
         "Holds PHI: it stays inside the data root."
     ),
 )
 def dicom_metadata(context: AssetExecutionContext, lake: DataLake) -> MaterializeResult:
     from deid_pipeline.core.metadata import metadata_frame, read_element_rows
+    from deid_pipeline.core.slides.aperio import SlideError
+    from deid_pipeline.core.slides.metadata import slide_metadata, slide_metadata_frame
 
     manifest = lake.read_table("incoming_dicom", context.partition_key)
     folder = lake.incoming(context.partition_key)
@@ -33,6 +36,14 @@ def dicom_metadata(context: AssetExecutionContext, lake: DataLake) -> Materializ
             failed += 1
     frame = metadata_frame(rows)
     path = lake.write_table("dicom_metadata", context.partition_key, frame)
+    slide_rows = []
+    for relpath in manifest.loc[manifest["kind"] == "slide", "relpath"]:
+        try:
+            slide_rows.extend(slide_metadata(folder / relpath, relpath))
+        except SlideError:  # deidentified_slides quarantines it with the reason
+            failed += 1
+    slides = lake.write_table("slide_metadata", context.partition_key,
+                              slide_metadata_frame(slide_rows))
     return MaterializeResult(
         metadata={
             "files": int(frame["file"].nunique()),
@@ -40,6 +51,8 @@ def dicom_metadata(context: AssetExecutionContext, lake: DataLake) -> Materializ
             "unparsable_files": failed,
             "elements_in_sequences": int((frame["depth"] > 0).sum()),
             "private_elements": int(frame["private_creator"].notna().sum()),
+            "slides": len({row.file for row in slide_rows}),
             "table": MetadataValue.path(str(path)),
+            "slide_table": MetadataValue.path(str(slides)),
         }
     )

@@ -26,6 +26,7 @@ def deidentified_dicom(context: AssetExecutionContext, lake: DataLake,
                        pseudonym_key: PseudonymKey) -> MaterializeResult:
     from deid_pipeline.core.deid.batch import deidentify_tree
     from deid_pipeline.core.deid.engine import TagEngine
+    from deid_pipeline.core.discovery import FileKind
     from deid_pipeline.core.policy.rules import load_policy
 
     day = context.partition_key
@@ -35,7 +36,9 @@ def deidentified_dicom(context: AssetExecutionContext, lake: DataLake,
     shutil.rmtree(work, ignore_errors=True)
     policy = load_policy()
     engine = TagEngine(policy, pseudonym_key.pseudonymizer(policy))
-    report = deidentify_tree(lake.incoming(day), out, work, engine, jobs=os.cpu_count() or 1)
+    # Slides have their own asset; anything that is not a slide is tried as DICOM.
+    report = deidentify_tree(lake.incoming(day), out, work, engine, jobs=os.cpu_count() or 1,
+                             kinds={FileKind.DICOM, FileKind.UNKNOWN})
     files = report.written + report.quarantined
     return MaterializeResult(
         metadata={

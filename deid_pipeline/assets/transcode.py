@@ -4,7 +4,7 @@ import shutil
 
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
-from deid_pipeline.assets.tags import deidentified_dicom
+from deid_pipeline.assets.pixels import encoded_dicom
 from deid_pipeline.partitions import ingest_days
 from deid_pipeline.resources import DataLake
 
@@ -14,13 +14,13 @@ class TranscodeConfig(Config):
 
 
 @asset(
-    deps=[deidentified_dicom],
+    deps=[encoded_dicom],
     partitions_def=ingest_days,
     group_name="deliver",
     kinds={"dicom"},
     owners=["team:imaging-data"],
     description=(
-        "The partition's de-identified files converted to one transfer syntax (JPEG 2000 "
+        "The partition's final output converted to one transfer syntax (JPEG 2000 "
         "Lossless by default) for archives that want a single format. Where the syntax cannot "
         "hold an image, the documented lossless fallback is written and noted."
     ),
@@ -33,7 +33,7 @@ def transcoded_dicom(context: AssetExecutionContext, config: TranscodeConfig,
     out = lake.root_path / "transcoded" / day
     quarantine = lake.work(day) / "transcode_quarantine"
     shutil.rmtree(out, ignore_errors=True)  # derived data: no file of an earlier run lingers
-    report = transcode_tree(lake.deidentified(day), out, resolve_syntax(config.syntax), quarantine)
+    report = transcode_tree(lake.root_path / "encoded" / day, out, resolve_syntax(config.syntax), quarantine)
     return MaterializeResult(metadata={
         "syntax": config.syntax,
         "transcoded": report.transcoded,

@@ -1,4 +1,4 @@
-"""Keep pydicom's messages about a file out of logs and terminals.
+"""Keep pydicom's (and tifffile's) messages about a file out of logs and terminals.
 
 pydicom reports odd values by warning *and* logging them, quoting the value ("invalid value for
 VR DA: '1986/03/15'"), and a value can be PHI. Around the handling of one file both channels are
@@ -12,16 +12,19 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-PYDICOM_LOGGER = logging.getLogger("pydicom")
+# tifffile logs what it finds wrong in a damaged slide; the reason reaches the quarantine anyway.
+LOGGERS = (logging.getLogger("pydicom"), logging.getLogger("tifffile"))
 
 
 @contextmanager
 def file_messages_muted() -> Iterator[None]:
-    previous = PYDICOM_LOGGER.disabled
-    PYDICOM_LOGGER.disabled = True
+    previous = [logger.disabled for logger in LOGGERS]
+    for logger in LOGGERS:
+        logger.disabled = True
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
-        PYDICOM_LOGGER.disabled = previous
+        for logger, disabled in zip(LOGGERS, previous, strict=True):
+            logger.disabled = disabled

@@ -11,10 +11,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import re
 import shutil
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from deid_pipeline.core.deid.leak_gate import LeakGate
 from deid_pipeline.core.discovery import FileKind, SourceFile, discover
 from deid_pipeline.core.pixels.stage import BoxFinding, PixelRedactor, PixelResult
 from deid_pipeline.core.quiet import file_messages_muted
+from deid_pipeline.core.slides.aperio import SlideError
 from deid_pipeline.core.transcode import CodecError
 
 OWNER_ONLY_FILE = 0o600
@@ -40,6 +42,7 @@ OWNER_ONLY_DIR = 0o700
 # input to the output without being held per element.
 DEFER_SIZE = "256 KB"
 UNDEFINED_LENGTH = 0xFFFFFFFF
+UNSAFE_PATH_CHARACTERS = re.compile(r"[^0-9A-Za-z._-]")
 
 
 class QuarantineError(Exception):
@@ -106,8 +109,9 @@ def reason_for(exc: Exception) -> str:
     """A reason that names what went wrong without quoting the file (messages can hold PHI)."""
     if isinstance(exc, QuarantineError):
         return str(exc)
-    if isinstance(exc, CodecError):
-        return f"pixel data cannot be decoded or written back: {exc}"
+    if isinstance(exc, SlideError | CodecError):
+        return str(exc) if isinstance(exc, SlideError) else (
+            f"pixel data cannot be decoded or written back: {exc}")
     if isinstance(exc, InvalidDicomError):
         return "not a DICOM file"
     if isinstance(exc, EOFError | struct.error):
@@ -119,7 +123,15 @@ def reason_for(exc: Exception) -> str:
 
 def output_relpath(ds: pydicom.Dataset) -> str:
     patient = str(ds.get("PatientID", "") or "NO_PATIENT_ID")
-    return f"{patient}/{ds.StudyInstanceUID}/{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}.dcm"
+    parts = (patient, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    *folders, name = (path_part(str(part)) for part in parts)
+    return "/".join(folders) + f"/{name}.dcm"
+
+
+def path_part(value: str) -> str:
+    """`value` as one folder or file name. A policy may keep a Patient ID, and retained UIDs
+    may be malformed: a "/" or ".." in them must not lead outside the output tree."""
+    return UNSAFE_PATH_CHARACTERS.sub("_", value).strip(".") or "_"
 
 
 def last_value_cut_short(ds: pydicom.Dataset, path: Path) -> bool:
@@ -148,7 +160,7 @@ def _deidentify_file(source: SourceFile, engine: TagEngine, dst: Path,
     outcome = FileOutcome(relpath=source.relpath)
     try:
         if source.kind is FileKind.SLIDE:
-            raise QuarantineError("whole-slide images are not handled by the DICOM stage")
+            return _deidentify_slide(source, engine, dst, outcome)
         ds = pydicom.dcmread(source.path, defer_size=DEFER_SIZE,
                              force=source.kind is FileKind.UNKNOWN)
         if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
@@ -182,6 +194,22 @@ def _deidentify_file(source: SourceFile, engine: TagEngine, dst: Path,
     except Exception as exc:  # noqa: BLE001
         outcome.reason = reason_for(exc)
         outcome.result = None
+    return outcome
+
+
+SLIDES_FOLDER = "slides"
+
+
+def _deidentify_slide(source: SourceFile, engine: TagEngine, dst: Path,
+                      outcome: FileOutcome) -> FileOutcome:
+    """A whole-slide image: tiles copied as bytes, label and macro handled, identifying keys and
+    tags removed, verified with OpenSlide before it becomes visible (core.slides)."""
+    from deid_pipeline.core.slides.deidentify import deidentify_slide
+
+    slide = deidentify_slide(source.path, dst / SLIDES_FOLDER, engine.policy.slides,
+                             engine.pseudonymizer)
+    outcome.output = slide.output.relative_to(dst).as_posix()
+    outcome.result = FileResult(patient_id=slide.patient_id, audit=slide.audit)
     return outcome
 
 
@@ -261,12 +289,14 @@ def later_duplicates(sources: Iterable[SourceFile]) -> set[str]:
 
 
 def deidentify_tree(src: Path, dst: Path, work: Path, engine: TagEngine,
-                    jobs: int = 1, redactor: PixelRedactor | None = None) -> BatchReport:
-    """De-identify every input under src; with a redactor, burned-in PHI too."""
+                    jobs: int = 1, redactor: PixelRedactor | None = None,
+                    kinds: Collection[FileKind] | None = None) -> BatchReport:
+    """De-identify every input under src (or those of the given kinds); with a redactor,
+    burned-in PHI too."""
     started = time.perf_counter()
     paths = WorkPaths(Path(work))
     paths.root.mkdir(parents=True, exist_ok=True, mode=OWNER_ONLY_DIR)
-    every_source = list(discover(src))
+    every_source = [s for s in discover(src) if kinds is None or s.kind in kinds]
     duplicates = later_duplicates(every_source)
     sources = [s for s in every_source if s.relpath not in duplicates]
     if jobs > 1 and len(sources) > 1:

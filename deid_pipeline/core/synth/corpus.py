@@ -14,7 +14,7 @@ from deid_pipeline.core.synth.catalog import plan_corpus
 from deid_pipeline.core.synth.facts import InstanceFacts
 from deid_pipeline.core.synth.identities import ascii_fold
 from deid_pipeline.core.synth.iod import build_instance
-from deid_pipeline.core.synth.plan import InstancePlan, SeriesPlan, StudyPlan
+from deid_pipeline.core.synth.plan import CorpusPlan, InstancePlan, SeriesPlan, StudyPlan
 from deid_pipeline.core.synth.rendering import RenderedImage, render_image
 
 ANSWER_KEY_NAME = "answer_key.db"
@@ -24,7 +24,8 @@ FOLDER_DESCRIPTION_LENGTH = 40
 @dataclass(frozen=True)
 class CorpusSummary:
     root: Path
-    files: int
+    files: int  # DICOM files
+    slides: int  # Aperio SVS slides
     patients: int
     studies: int
     series: int
@@ -51,11 +52,13 @@ def generate_corpus(out: Path, patients: int = 12, seed: int = 0) -> CorpusSumma
                 path.with_suffix(".json").write_text(_sidecar(path.name, series, image))
                 instances.append(built.facts)
                 files_with_text += bool(image.lines)
+    slides = write_slides(out, plan, seed)
     answer_key = out / ANSWER_KEY_NAME
     checks = write_answer_key(answer_key, instances)
     return CorpusSummary(
         root=out,
         files=len(instances),
+        slides=slides,
         patients=patients,
         studies=len(plan.studies),
         series=sum(len(study.series) for study in plan.studies),
@@ -64,6 +67,30 @@ def generate_corpus(out: Path, patients: int = 12, seed: int = 0) -> CorpusSumma
         files_with_burned_phi=sum(bool(facts.burned_phi) for facts in instances),
         checks=dict(sorted(checks.items())),
     )
+
+
+SLIDE_SIZE = (1536, 1024)  # small: the corpus tests slides' handling, not their scale
+
+
+def write_slides(out: Path, plan: CorpusPlan, seed: int) -> int:
+    """An Aperio slide for each of the first two patients' first study, one linked to its
+    patient by a PatientID key and one not, beside the DICOM files."""
+    from deid_pipeline.core.slides.synth import write_synthetic_slide
+
+    first_studies = list({s.patient.patient_id: s for s in reversed(plan.studies)}.values())
+    written = 0
+    for index, study in enumerate(sorted(first_studies, key=lambda s: s.patient.patient_id)[:2]):
+        patient = study.patient
+        slide_id = f"SL{seed:02d}-{index:04d}"
+        path = out / patient.patient_id / "slides" / f"{slide_id}.svs"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_synthetic_slide(path, seed=seed * 100 + index,
+                              patient_name=ascii_fold(patient.person.dicom_name),  # TIFF text is ASCII
+                              slide_id=slide_id, date=study.started, width=SLIDE_SIZE[0],
+                              height=SLIDE_SIZE[1],
+                              patient_id=patient.patient_id if index == 0 else None)
+        written += 1
+    return written
 
 
 def instance_path(study: StudyPlan, series: SeriesPlan, instance: InstancePlan) -> Path:
