@@ -113,6 +113,36 @@ def cmd_deid(args: argparse.Namespace) -> int:
     return EXIT_QUARANTINE if report.quarantined else EXIT_OK
 
 
+def existing_file(value: str) -> Path:
+    path = Path(value)
+    if not path.is_file():
+        raise UsageError(f"file not found: {path}")
+    return path
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from deid_pipeline.core.validate.excel import write_workbook
+    from deid_pipeline.core.validate.midib import MidibValidator, scoring
+
+    answers, mappings = existing_file(args.answers), existing_folder(args.mappings)
+    output = existing_folder(args.output)
+    writable_folder(str(Path(args.report).parent))
+    read_box = None
+    if not args.no_pixels:
+        from deid_pipeline.core.validate.box_reader import OcrBoxReader
+
+        read_box = OcrBoxReader()
+    results = MidibValidator.from_files(answers, mappings, read_box).results(output)
+    write_workbook(results, Path(args.report))
+    if args.results:
+        results.to_parquet(args.results, index=False)
+    table = scoring(results).set_index("Category")
+    for category, row in table.iterrows():
+        print(f"{category:<20} {int(row.Pass):>8} / {int(row.Total):<8} {row.Score:.4%}")
+    print(f"validate: report {args.report}")
+    return EXIT_OK if table.loc["All", "Fail"] == 0 else EXIT_FAILED
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from deid_pipeline.demo import run_demo
     from deid_pipeline.resources import default_data_root
@@ -163,6 +193,18 @@ def build_parser() -> argparse.ArgumentParser:
                       help="de-identify tags only: no OCR of burned-in text")
     deid.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1)
     deid.set_defaults(run=cmd_deid)
+
+    validate = commands.add_parser(
+        "validate", help="run the MIDI-B checks of an answer key over a de-identified tree")
+    validate.add_argument("output", help="the de-identified tree")
+    validate.add_argument("--answers", required=True, help="answer key (SQLite, MIDI-B format)")
+    validate.add_argument("--mappings", required=True,
+                          help="folder with uid_mapping.csv and patid_mapping.csv")
+    validate.add_argument("--report", required=True, help="Excel workbook to write")
+    validate.add_argument("--results", help="also write every check's result as Parquet")
+    validate.add_argument("--no-pixels", action="store_true",
+                          help="skip pixels_hidden (it runs OCR on every box)")
+    validate.set_defaults(run=cmd_validate)
 
     demo = commands.add_parser(
         "demo", help="generate a corpus into today's drop folder and materialize the graph for it")

@@ -129,3 +129,19 @@ def test_the_command_in_its_own_process_quarantines_and_leaves_inputs_unchanged(
     for value in (*FIRST_PATIENT.name.split("^"), FIRST_PATIENT.patient_id,
                   FIRST_PATIENT.birth_date, FIRST_STUDY.accession, FIRST_STUDY.institution):
         assert value.upper().encode() not in outputs
+
+
+def test_validate_scores_a_deidentified_tree_and_writes_the_workbook(tmp_path, small_corpus,
+                                                                      deid_secret):
+    import openpyxl
+
+    from deid_pipeline.cli import main
+
+    assert main(["deid", str(small_corpus.root), str(tmp_path / "out"), "--work",
+                 str(tmp_path / "work"), "--no-pixels"]) == 0
+    code = main(["validate", str(tmp_path / "out"), "--answers", str(small_corpus.answer_key),
+                 "--mappings", str(tmp_path / "work"), "--report", str(tmp_path / "r.xlsx"),
+                 "--no-pixels"])
+    assert code == 0
+    assert openpyxl.load_workbook(tmp_path / "r.xlsx").sheetnames[:3] == [
+        "Scoring", "Actions", "Categories"]
