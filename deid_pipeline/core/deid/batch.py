@@ -253,7 +253,7 @@ def write_mapping(path: Path, pairs: Iterable[tuple[str, str]]) -> None:
         with tmp.open("w", newline="") as fh:
             out = csv.writer(fh)
             out.writerow(["id_old", "id_new"])
-            out.writerows(sorted(set(pairs)))
+            out.writerows(sorted({(old, new) for old, new in pairs if old}))
         os.chmod(tmp, OWNER_ONLY_FILE)
 
     write_atomically(path, write)
@@ -296,6 +296,7 @@ def deidentify_tree(src: Path, dst: Path, work: Path, engine: TagEngine,
     started = time.perf_counter()
     paths = WorkPaths(Path(work))
     paths.root.mkdir(parents=True, exist_ok=True, mode=OWNER_ONLY_DIR)
+    os.chmod(paths.root, OWNER_ONLY_DIR)  # it may exist already, made by someone else's umask
     every_source = [s for s in discover(src) if kinds is None or s.kind in kinds]
     duplicates = later_duplicates(every_source)
     sources = [s for s in every_source if s.relpath not in duplicates]
