@@ -22,6 +22,7 @@ test: $(STAMP)
 
 ui: $(STAMP)
 	mkdir -p .dagster_home
+	[ -f .dagster_home/dagster.yaml ] || cp infra/dagster.local.yaml .dagster_home/dagster.yaml
 	@# The demo's key, unless the environment brings one.
 	if [ -z "$$DEID_SECRET$$DEID_SECRET_FILE" ]; then \
 		export DEID_SECRET_FILE=$(CURDIR)/.dagster_home/deid_secret; fi; \

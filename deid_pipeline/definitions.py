@@ -4,13 +4,24 @@ from dagster import Definitions
 
 from deid_pipeline.assets.ingest import incoming_dicom
 from deid_pipeline.assets.metadata import dicom_metadata
+from deid_pipeline.assets.pixels import encoded_dicom, pixel_phi_findings, redacted_dicom
+from deid_pipeline.assets.slides import deidentified_slides
 from deid_pipeline.assets.tags import deidentified_dicom
 from deid_pipeline.assets.transcode import transcoded_dicom
-from deid_pipeline.resources import DataLake, PseudonymKey, default_data_root
+from deid_pipeline.executors import executor_from_environment
+from deid_pipeline.jobs import deidentify_day
+from deid_pipeline.resources import PseudonymKey, lake_from_environment
+from deid_pipeline.schedules import nightly_deidentify
+from deid_pipeline.sensors import new_drop_sensor
 
-all_assets = [incoming_dicom, dicom_metadata, deidentified_dicom, transcoded_dicom]
+all_assets = [incoming_dicom, dicom_metadata, deidentified_dicom, pixel_phi_findings,
+              redacted_dicom, encoded_dicom, transcoded_dicom, deidentified_slides]
 
 defs = Definitions(
     assets=all_assets,
-    resources={"lake": DataLake(root=default_data_root()), "pseudonym_key": PseudonymKey()},
+    resources={"lake": lake_from_environment(), "pseudonym_key": PseudonymKey()},
+    jobs=[deidentify_day],
+    schedules=[nightly_deidentify],
+    sensors=[new_drop_sensor],
+    executor=executor_from_environment(),
 )

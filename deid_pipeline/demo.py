@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from deid_pipeline.definitions import all_assets
 from deid_pipeline.resources import DataLake, PseudonymKey
 
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
+# The local instance settings (run queue, pools, run retries, no telemetry) of a source checkout.
+LOCAL_INSTANCE_TEMPLATE = Path(__file__).resolve().parents[1] / "infra" / "dagster.local.yaml"
 SECRET_ENVS = ("DEID_SECRET", "DEID_SECRET_FILE")
 
 
@@ -47,6 +50,9 @@ def project_dagster_home() -> Path:
     Dagster then keeps runs, events and schedules in SQLite files there."""
     home = Path(os.environ.get(DAGSTER_HOME_ENV) or Path.cwd() / ".dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
+    instance_yaml = home / "dagster.yaml"
+    if not instance_yaml.exists() and LOCAL_INSTANCE_TEMPLATE.exists():
+        shutil.copyfile(LOCAL_INSTANCE_TEMPLATE, instance_yaml)
     os.environ[DAGSTER_HOME_ENV] = str(home)
     return home
 

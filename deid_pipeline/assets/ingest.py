@@ -3,6 +3,7 @@
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from deid_pipeline.partitions import ingest_days
+from deid_pipeline.policies import TRANSIENT_RETRY
 from deid_pipeline.resources import DataLake
 
 
@@ -11,6 +12,7 @@ from deid_pipeline.resources import DataLake
     group_name="ingest",
     kinds={"dicom", "parquet"},
     owners=["team:imaging-data"],
+    retry_policy=TRANSIENT_RETRY,
     description=(
         "The DICOM files and slides dropped into `incoming/<day>/`: a manifest with one row per "
         "file (size, SHA-256, modality, SOP class, transfer syntax, readable or why not)."
@@ -19,9 +21,11 @@ from deid_pipeline.resources import DataLake
 def incoming_dicom(context: AssetExecutionContext, lake: DataLake) -> MaterializeResult:
     from deid_pipeline.core.ingest import build_manifest
 
-    folder = lake.incoming(context.partition_key)
+    folder = lake.stage_incoming(context.partition_key)
     if not folder.is_dir():
-        raise Failure(description=f"no drop folder for {context.partition_key}: {folder}")
+        # A retry would not make the drop appear: fail now rather than after the backoff.
+        raise Failure(description=f"no drop folder for {context.partition_key}: "
+                                  f"{lake.location(folder)}", allow_retries=False)
     manifest = build_manifest(folder)
     path = lake.write_table("incoming_dicom", context.partition_key, manifest)
     modalities = manifest["modality"].fillna("(none)").value_counts().sort_index()
@@ -36,6 +40,6 @@ def incoming_dicom(context: AssetExecutionContext, lake: DataLake) -> Materializ
                 "| modality | files |\n|---|---|\n"
                 + "\n".join(f"| {m} | {n} |" for m, n in modalities.items())
             ),
-            "table": MetadataValue.path(str(path)),
+            "table": MetadataValue.path(lake.location(path)),
         }
     )

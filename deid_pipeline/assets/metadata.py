@@ -26,7 +26,7 @@ def dicom_metadata(context: AssetExecutionContext, lake: DataLake) -> Materializ
     from deid_pipeline.core.slides.metadata import slide_metadata, slide_metadata_frame
 
     manifest = lake.read_table("incoming_dicom", context.partition_key)
-    folder = lake.incoming(context.partition_key)
+    folder = lake.stage_incoming(context.partition_key)
     rows, failed = [], 0
     for relpath in manifest.loc[manifest["readable"] & (manifest["kind"] == "dicom"), "relpath"]:
         try:
@@ -52,7 +52,7 @@ def dicom_metadata(context: AssetExecutionContext, lake: DataLake) -> Materializ
             "elements_in_sequences": int((frame["depth"] > 0).sum()),
             "private_elements": int(frame["private_creator"].notna().sum()),
             "slides": len({row.file for row in slide_rows}),
-            "table": MetadataValue.path(str(path)),
-            "slide_table": MetadataValue.path(str(slides)),
+            "table": MetadataValue.path(lake.location(path)),
+            "slide_table": MetadataValue.path(lake.location(slides)),
         }
     )

@@ -48,9 +48,10 @@ def pixel_phi_findings(context: AssetExecutionContext, config: PixelConfig,
     from deid_pipeline.core.pixels.stage import PixelRedactor
 
     day = context.partition_key
-    files = pd.read_parquet(WorkPaths(lake.work(day)).files)
+    files = pd.read_parquet(lake.stage(WorkPaths(lake.work(day)).files))
     redactor = PixelRedactor(device=config.device, redact_all_text=config.redact_all_text)
-    findings, report = find_phi(files, lake.incoming(day), lake.deidentified(day), redactor)
+    findings, report = find_phi(files, lake.stage_incoming(day),
+                                lake.stage(lake.deidentified(day)), redactor)
     path = lake.write_table("pixel_phi_findings", day, findings)
     phi = findings[findings["is_phi"].astype(bool)]
     return MaterializeResult(metadata={
@@ -61,7 +62,7 @@ def pixel_phi_findings(context: AssetExecutionContext, config: PixelConfig,
         "seconds_per_file": round(report.seconds / max(report.files, 1), 3),
         "device": redactor.reader.device,
         "reasons": _table(phi["reason"].value_counts().to_dict(), "reason"),
-        "table": MetadataValue.path(str(path)),
+        "table": MetadataValue.path(lake.location(path)),
     })
 
 
@@ -85,12 +86,13 @@ def redacted_dicom(context: AssetExecutionContext, lake: DataLake) -> Materializ
     out = lake.root_path / "redacted" / day
     shutil.rmtree(out, ignore_errors=True)  # derived data: nothing of an earlier run lingers
     findings = lake.read_table("pixel_phi_findings", day)
-    report = redact_tree(findings, lake.deidentified(day), out)
+    report = redact_tree(findings, lake.stage(lake.deidentified(day)), out)
+    lake.publish(out)
     return MaterializeResult(metadata={
         "files": report.files,
         "redacted": report.changed,
         "notes": MetadataValue.json(report.notes),
-        "output": MetadataValue.path(str(out)),
+        "output": MetadataValue.path(lake.location(out)),
     })
 
 
@@ -120,11 +122,13 @@ def encoded_dicom(context: AssetExecutionContext, config: EncodeConfig,
     day = context.partition_key
     out = lake.root_path / "encoded" / day
     shutil.rmtree(out, ignore_errors=True)
-    files = pd.read_parquet(WorkPaths(lake.work(day)).files)
-    report = encode_tree(files, lake.root_path / "redacted" / day, out, config.lossy_policy)
+    files = pd.read_parquet(lake.stage(WorkPaths(lake.work(day)).files))
+    report = encode_tree(files, lake.stage(lake.root_path / "redacted" / day), out,
+                         config.lossy_policy)
+    lake.publish(out)
     return MaterializeResult(metadata={
         "files": report.files,
         "re_encoded": report.changed,
         "notes": MetadataValue.json(report.notes),
-        "output": MetadataValue.path(str(out)),
+        "output": MetadataValue.path(lake.location(out)),
     })

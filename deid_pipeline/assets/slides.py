@@ -35,11 +35,14 @@ def deidentified_slides(context: AssetExecutionContext, lake: DataLake,
     shutil.rmtree(work, ignore_errors=True)
     policy = load_policy()
     engine = TagEngine(policy, pseudonym_key.pseudonymizer(policy))
-    report = deidentify_tree(lake.incoming(day), out, work, engine, kinds={FileKind.SLIDE})
+    report = deidentify_tree(lake.stage_incoming(day), out, work, engine,
+                             kinds={FileKind.SLIDE})
+    lake.publish(out)
+    lake.publish(work)
     return MaterializeResult(metadata={
         "slides": report.written,
         "quarantined": report.quarantined,
         "quarantine_reasons": MetadataValue.json(report.reasons),
         "seconds": round(report.seconds, 2),
-        "output": MetadataValue.path(str(out)),
+        "output": MetadataValue.path(lake.location(out)),
     })

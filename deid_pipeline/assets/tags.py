@@ -37,8 +37,10 @@ def deidentified_dicom(context: AssetExecutionContext, lake: DataLake,
     policy = load_policy()
     engine = TagEngine(policy, pseudonym_key.pseudonymizer(policy))
     # Slides have their own asset; anything that is not a slide is tried as DICOM.
-    report = deidentify_tree(lake.incoming(day), out, work, engine, jobs=os.cpu_count() or 1,
+    report = deidentify_tree(lake.stage_incoming(day), out, work, engine, jobs=os.cpu_count() or 1,
                              kinds={FileKind.DICOM, FileKind.UNKNOWN})
+    lake.publish(out)
+    lake.publish(work)
     files = report.written + report.quarantined
     return MaterializeResult(
         metadata={
@@ -49,6 +51,6 @@ def deidentified_dicom(context: AssetExecutionContext, lake: DataLake,
                 "| action | elements |\n|---|---|\n"
                 + "\n".join(f"| {a} | {n} |" for a, n in sorted(report.actions.items()))),
             "quarantine_reasons": MetadataValue.json(report.reasons),
-            "output": MetadataValue.path(str(out)),
+            "output": MetadataValue.path(lake.location(out)),
         }
     )

@@ -33,12 +33,16 @@ def transcoded_dicom(context: AssetExecutionContext, config: TranscodeConfig,
     out = lake.root_path / "transcoded" / day
     quarantine = lake.work(day) / "transcode_quarantine"
     shutil.rmtree(out, ignore_errors=True)  # derived data: no file of an earlier run lingers
-    report = transcode_tree(lake.root_path / "encoded" / day, out, resolve_syntax(config.syntax), quarantine)
+    report = transcode_tree(lake.stage(lake.root_path / "encoded" / day), out,
+                            resolve_syntax(config.syntax), quarantine)
+    lake.publish(out)
+    if quarantine.exists():
+        lake.publish(quarantine)
     return MaterializeResult(metadata={
         "syntax": config.syntax,
         "transcoded": report.transcoded,
         "copied_unchanged": report.copied,
         "quarantined": report.quarantined,
         "notes": MetadataValue.json(dict(report.notes)),
-        "output": MetadataValue.path(str(out)),
+        "output": MetadataValue.path(lake.location(out)),
     })

@@ -11,24 +11,38 @@ downloaded, and no rapidocr code runs (its post-processing is reimplemented here
 axis-aligned medical annotations). The device is a constructor setting: "cpu", "cuda" or "auto"
 (CUDA when onnxruntime offers it, else CPU).
 
-Settings, tuned on the burned-in development set (see benchmarks/bench_ocr_detection.py):
+Settings, tuned on the burned-in development set with benchmarks/bench_ocr_detection.py (recall
+of PHI value boxes against seconds per image):
 
-* Detector scale: frames are read at their own size (padded to a multiple of 32), upscaled so
-  that the short side reaches `min_side` (small matrices carry 6–9 px fonts), downscaled so that
-  the long side stays within `max_side`. Upscaling everything (rapidocr's default brings the
-  short side to 736) costs twice the time for no recall on 512-pixel frames.
-* DB thresholds: pixel threshold 0.3, box threshold 0.5 and unclip ratio 1.6 (rapidocr's), box
-  score by the mean probability inside the box.
-* No angle classifier: burned-in annotations are upright.
-* Recognition: one pass per merged line, crops resized to the model's 48-pixel height; lines are
-  sorted by width and batched so that padding stays small.
+* Detector scale: frames are read at their own size (padded to a multiple of 32, not resized),
+  upscaled only when the short side is under `min_side` (512; at most `max_upscale` 2×: small
+  matrices carry 6–9 px fonts) and downscaled when the long side exceeds `max_side` (1600).
+  rapidocr's default brings the short side to 736: on the development set that costs about
+  twice the detector time for the same recall; 640 costs 1.5× for the same recall too.
+* DB post-processing: probability threshold 0.3, box threshold 0.5, unclip ratio 1.6
+  (rapidocr's values; lower thresholds merged noisy X-ray texture into lines and lost recall,
+  a larger unclip ratio joined neighbouring lines). Boxes are upright (annotations are
+  horizontal), trimmed of rows that only something touching the line fills, scored by the mean
+  probability inside the region; a region too thick to be a line is thresholded again, higher,
+  so that lines joined to a hazy patch of texture come apart from it.
+* No angle classifier: burned-in annotations are upright (vertical lines are read turned).
+* Recognition: one run per merged line (on CPU a batch costs more than its parts; CUDA batches
+  lines of nearly equal width), crops resized to the model's 48-pixel height and squeezed to
+  0.8 of their width (20 % fewer columns, the recogniser's cost, for no loss of exact reads on
+  the development set; 0.65 loses some). Lines read with a score under 0.9 are read in the other
+  views too. Recognised crops are cached by their pixels: a series whose frames carry the same
+  annotation reads it once.
+
+Not thread-safe: one reader per thread or process.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +57,19 @@ from deid_pipeline.core.pixels.views import View, reading_views
 DET_MODEL = "PP-OCRv6_det_small.onnx"
 REC_MODEL = "PP-OCRv6_rec_small.onnx"
 REC_HEIGHT = 48  # the recogniser's input height
-REC_MAX_WIDTH = 48 * 48  # a crop wider than 48 heights is read in pieces
+REC_MAX_WIDTH = 48 * 48  # a crop wider than 48 heights is squeezed to this width
+# Lines tilted by at most this many degrees are boxed upright.
+UPRIGHT_TOLERANCE = 10.0
+# Rows at the top or bottom of a line's region filled across less than this share of its
+# fullest row are something touching the line, not the line.
+LINE_ROW_FILL = 0.3
+# DB regions thicker than this (detector pixels) are re-thresholded, up to the top threshold.
+LINE_MAX_THICKNESS, DB_TOP_THRESHOLD = 48, 0.9
+# A "line" taller than both of these (pixels; share of the frame's rows) is a textured region.
+REGION_HEIGHT, REGION_FRACTION = 64, 0.25
+# A line read less surely than this from the view that found it is read in the other views too,
+# and the surest reading kept.
+REREAD_BELOW = 0.9
 Box = tuple[int, int, int, int]
 
 
@@ -114,7 +140,8 @@ class TextReader:
     def __init__(self, *, device: str = "auto", threads: int = 0, min_side: int = 512,
                  max_side: int = 1600, max_upscale: float = 2.0, det_thresh: float = 0.3,
                  box_thresh: float = 0.5, unclip_ratio: float = 1.6, min_box_height: int = 4,
-                 rec_batch: int = 8, rec_squeeze: float = 1.0, min_text_score: float = 0.0):
+                 rec_batch: int | None = None, rec_squeeze: float = 0.8, rec_cache: int = 4096,
+                 min_text_score: float = 0.0):
         path = model_dir()
         for name in (DET_MODEL, REC_MODEL):
             if not (path / name).is_file():
@@ -135,8 +162,12 @@ class TextReader:
         self.min_side, self.max_side, self.max_upscale = min_side, max_side, max_upscale
         self.det_thresh, self.box_thresh, self.unclip_ratio = det_thresh, box_thresh, unclip_ratio
         self.min_box_height = min_box_height
-        self.rec_batch = max(1, rec_batch)
+        # On CPU one line per run is fastest (batches cost more than their parts); GPUs batch.
+        self.rec_batch = max(1, rec_batch or (16 if self.device == "cuda" else 1))
         self.rec_squeeze = rec_squeeze
+        self.rec_cache = rec_cache
+        self._cache: OrderedDict[bytes, tuple[str, float, list]] = OrderedDict()
+        self._columns = 0
         self.min_text_score = min_text_score
 
     # --- public ---------------------------------------------------------------------------
@@ -151,6 +182,7 @@ class TextReader:
         names = [v.name if isinstance(v, View) else f"view{i}" for i, v in enumerate(views)]
         if not images:
             return []
+        self._columns = 0
         detections = []
         for i, image in enumerate(images):
             start = time.perf_counter()
@@ -181,14 +213,19 @@ class TextReader:
         blob = (padded.astype(np.float32) * np.float32(2 / 255) - np.float32(1)).transpose(2, 0, 1)
         prob = self._det.run(None, {self._det_input: blob[None]})[0][0, 0, :height, :width]
         found = []
-        for quad, score in _db_boxes(prob, self.det_thresh, self.box_thresh, self.unclip_ratio):
+        max_height = max(REGION_HEIGHT, rows * REGION_FRACTION) * height / rows
+        for quad, score in _db_boxes(prob, self.det_thresh, self.box_thresh, self.unclip_ratio,
+                                     max_height):
             quad = quad / np.array([width / columns, height / rows], np.float32)
             x1, y1 = np.floor(quad.min(axis=0)).astype(int)
             x2, y2 = np.ceil(quad.max(axis=0)).astype(int)
             x1, y1 = max(int(x1), 0), max(int(y1), 0)
             x2, y2 = min(int(x2), columns - 1), min(int(y2), rows - 1)
-            if min(x2 - x1, y2 - y1) + 1 >= self.min_box_height:
-                found.append(_Detection((x1, y1, x2, y2), score, view))
+            if min(x2 - x1, y2 - y1) + 1 < self.min_box_height:
+                continue
+            if y2 - y1 + 1 > max(REGION_HEIGHT, rows * REGION_FRACTION):
+                continue  # a region of anatomy or texture, not a line of annotation
+            found.append(_Detection((x1, y1, x2, y2), score, view))
         return found
 
     def scale_for(self, rows: int, columns: int) -> float:
@@ -202,12 +239,20 @@ class TextReader:
 
     def recognize(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float, list]]:
         """Text, score and per-character (char, x-centre in crop pixels, probability) of each
-        8-bit BGR crop of one text line."""
-        results: list[tuple[str, float, list]] = [("", 0.0, [])] * len(crops)
-        widths = [_rec_width(crop, self.rec_squeeze) for crop in crops]
-        order = sorted(range(len(crops)), key=lambda i: widths[i])
-        for start in range(0, len(order), self.rec_batch):
-            batch = order[start:start + self.rec_batch]
+        8-bit BGR crop of one text line. Crops already read (same pixels) come from a cache."""
+        results: list[tuple[str, float, list] | None] = [None] * len(crops)
+        keys = [_crop_key(crop, self.rec_squeeze) for crop in crops]
+        for i, key in enumerate(keys):
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                results[i] = self._cache[key]
+        todo = [i for i in range(len(crops)) if results[i] is None]
+        widths = {i: _rec_width(crops[i], self.rec_squeeze) for i in todo}
+        todo.sort(key=lambda i: widths[i])
+        while todo:
+            # A batch holds crops of nearly the same width, so that padding costs little.
+            batch = [i for i in todo[:self.rec_batch] if widths[i] <= 1.15 * widths[todo[0]]]
+            todo = todo[len(batch):]
             padded_width = max(widths[i] for i in batch)
             blob = np.zeros((len(batch), 3, REC_HEIGHT, padded_width), np.float32)
             for row, i in enumerate(batch):
@@ -220,7 +265,15 @@ class TextReader:
             for row, i in enumerate(batch):
                 to_crop = crops[i].shape[1] / widths[i]
                 results[i] = self._decode(probs[row], step * to_crop)
-        return results
+                if self.rec_cache:
+                    self._cache[keys[i]] = results[i]
+                    if len(self._cache) > self.rec_cache:
+                        self._cache.popitem(last=False)
+        return results  # type: ignore[return-value]
+
+    def clear_cache(self) -> None:
+        """Forget the lines read so far (the cache of recognised crops)."""
+        self._cache.clear()
 
     # --- internals ------------------------------------------------------------------------
 
@@ -238,28 +291,44 @@ class TextReader:
     def _recognize_lines(self, images: list[np.ndarray], names: list[str],
                          merged: list[_Detection],
                          timings: dict[str, float] | None = None) -> list[TextLine]:
-        crops, rotated = [], []
-        for det in merged:
-            x1, y1, x2, y2 = det.box
-            crop = images[det.view][y1:y2 + 1, x1:x2 + 1]
-            turn = crop.shape[0] >= 1.5 * crop.shape[1]  # vertical text: read it turned
-            crops.append(np.ascontiguousarray(np.rot90(crop)) if turn else crop)
-            rotated.append(turn)
+        readings = self._read_boxes(images, [(det.box, det.view) for det in merged])
+        rereads = [(k, view) for k, (det, reading) in enumerate(zip(merged, readings))
+                   if reading[1] < REREAD_BELOW for view in range(len(images))
+                   if view != det.view]
+        if rereads:
+            again = self._read_boxes(images, [(merged[k].box, view) for k, view in rereads])
+            for (k, view), reading in zip(rereads, again):
+                if reading[1] > readings[k][1]:
+                    readings[k] = reading
+                    merged[k] = _Detection(merged[k].box, merged[k].score, view)
         if timings is not None:
-            timings["rec_lines"] = len(crops)
-            timings["rec_columns"] = sum(_rec_width(crop, self.rec_squeeze) for crop in crops)
+            timings["rec_lines"] = len(merged) + len(rereads)
+            timings["rec_columns"] = self._columns
         lines = []
-        for det, turn, (text, score, chars) in zip(merged, rotated, self.recognize(crops)):
+        for det, (text, score, chars, turned) in zip(merged, readings):
             text = text.strip()
             if not text or score < self.min_text_score:
                 continue
-            words = [] if turn else _words(chars, det.box)
-            if turn:
+            if turned:
                 words = [Word(w, det.box, score) for w in text.split()]
+            else:
+                words = _words(chars, det.box)
             lines.append(TextLine(det.box, text, round(score, 5), words, round(det.score, 5),
                                   names[det.view]))
         lines.sort(key=lambda line: (line.box[1], line.box[0]))
         return lines
+
+    def _read_boxes(self, images: list[np.ndarray],
+                    boxes: list[tuple[Box, int]]) -> list[tuple[str, float, list, bool]]:
+        """Read each (box, view): text, score, characters, and whether it was read turned."""
+        crops, turned = [], []
+        for (x1, y1, x2, y2), view in boxes:
+            crop = images[view][y1:y2 + 1, x1:x2 + 1]
+            turn = crop.shape[0] >= 1.5 * crop.shape[1]  # vertical text: read it turned
+            crops.append(np.ascontiguousarray(np.rot90(crop)) if turn else crop)
+            turned.append(turn)
+        self._columns += sum(_rec_width(crop, self.rec_squeeze) for crop in crops)
+        return [(*reading, turn) for reading, turn in zip(self.recognize(crops), turned)]
 
 
 def _as_bgr(image: np.ndarray) -> np.ndarray:
@@ -270,36 +339,87 @@ def _as_bgr(image: np.ndarray) -> np.ndarray:
     return image
 
 
+def _crop_key(crop: np.ndarray, squeeze: float) -> bytes:
+    digest = hashlib.blake2b(np.ascontiguousarray(crop).data, digest_size=16)
+    digest.update(repr((crop.shape, squeeze)).encode())
+    return digest.digest()
+
+
 def _rec_width(crop: np.ndarray, squeeze: float = 1.0) -> int:
     rows, columns = crop.shape[:2]
     width = math.ceil(REC_HEIGHT * columns * squeeze / max(rows, 1))
     return int(min(max(width, 8), REC_MAX_WIDTH))
 
 
-def _db_boxes(prob: np.ndarray, thresh: float, box_thresh: float,
-              unclip_ratio: float) -> list[tuple[np.ndarray, float]]:
+def _db_boxes(prob: np.ndarray, thresh: float, box_thresh: float, unclip_ratio: float,
+              max_height: float) -> list[tuple[np.ndarray, float]]:
     """DB post-processing: boxes (4×2 corner arrays, detector-input pixels) and scores from the
-    probability map. Each region's minimum-area rectangle, scored by the mean probability inside
-    it, grown on every side by area × ratio / perimeter (DB's unclip of a rectangle)."""
-    mask = cv2.dilate((prob > thresh).astype(np.uint8), np.ones((2, 2), np.uint8))
+    probability map. Each region's minimum-area rectangle (upright when nearly so), scored by the
+    mean probability inside the region, grown on every side by area × ratio / perimeter (DB's
+    unclip of a rectangle).
+
+    A region thicker than LINE_MAX_THICKNESS or taller than `max_height` is hardly a line: more
+    often a textured area the detector is unsure about, which may hold lines joined to it by a
+    haze of low probability. It is thresholded again, higher (up to DB_TOP_THRESHOLD), until it
+    falls apart into lines or vanishes; what is left at the top threshold is kept (large text).
+    """
+    boxes: list[tuple[np.ndarray, float]] = []
+    _db_regions(prob, (prob > thresh).astype(np.uint8), thresh, box_thresh, unclip_ratio,
+                max_height, boxes)
+    return boxes
+
+
+def _db_regions(prob: np.ndarray, mask: np.ndarray, thresh: float, box_thresh: float,
+                unclip_ratio: float, max_height: float,
+                boxes: list[tuple[np.ndarray, float]]) -> None:
+    mask = cv2.dilate(mask, np.ones((2, 2), np.uint8))
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    rows, columns = prob.shape
-    boxes = []
     for contour in contours:
         (cx, cy), (w, h), angle = cv2.minAreaRect(contour)
         if min(w, h) < 3:
             continue
+        x1, y1, bw, bh = cv2.boundingRect(contour)
+        region = np.zeros((bh, bw), np.uint8)
+        cv2.drawContours(region, [contour - [x1, y1]], -1, 1, thickness=cv2.FILLED)
+        upright = _nearly_upright(angle)
+        if upright:
+            # Annotations are horizontal: the upright box of the rows the line fills, not a
+            # rectangle tilted or stretched by whatever touches it.
+            top, bottom = _line_rows(region)
+            region[:top], region[bottom + 1:] = 0, 0
+            h, w = bottom - top + 1, bw
+            (cx, cy), angle = (x1 + bw / 2, y1 + top + h / 2), 0.0
         quad = cv2.boxPoints(((cx, cy), (w, h), angle))
-        x1, y1 = np.clip(np.floor(quad.min(axis=0)).astype(int), 0, [columns - 1, rows - 1])
-        x2, y2 = np.clip(np.ceil(quad.max(axis=0)).astype(int), 0, [columns - 1, rows - 1])
-        region = np.zeros((y2 - y1 + 1, x2 - x1 + 1), np.uint8)
-        cv2.fillPoly(region, [np.round(quad - [x1, y1]).astype(np.int32)], 1)
-        score = cv2.mean(prob[y1:y2 + 1, x1:x2 + 1], region)[0]
+        thick = min(w, h) > LINE_MAX_THICKNESS or quad[:, 1].max() - quad[:, 1].min() > max_height
+        if thick and thresh < DB_TOP_THRESHOLD:
+            inside = np.zeros_like(mask)
+            cv2.drawContours(inside, [contour], -1, 1, thickness=cv2.FILLED)
+            higher = min(thresh + 0.2, DB_TOP_THRESHOLD)
+            _db_regions(prob, inside & (prob > higher).astype(np.uint8), higher, box_thresh,
+                        unclip_ratio, max_height, boxes)
+            continue
+        # Score: the mean probability over the region itself (DB's "slow" score), which
+        # protrusions joined to a line do not dilute as they do its rectangle.
+        score = cv2.mean(prob[y1:y1 + bh, x1:x1 + bw], region)[0]
         if score < box_thresh:
             continue
         grow = w * h * unclip_ratio / (2 * (w + h))
         boxes.append((cv2.boxPoints(((cx, cy), (w + 2 * grow, h + 2 * grow), angle)), score))
-    return boxes
+
+
+def _line_rows(region: np.ndarray) -> tuple[int, int]:
+    """First and last row of a region's line: rows at its top and bottom filled across less
+    than LINE_ROW_FILL of the fullest row's width are protrusions, trimmed."""
+    filled = region.sum(axis=1)
+    rows = np.nonzero(filled >= LINE_ROW_FILL * filled.max())[0]
+    return int(rows[0]), int(rows[-1])
+
+
+def _nearly_upright(angle: float) -> bool:
+    """Whether a minimum-area rectangle (OpenCV's angle convention) lies within
+    UPRIGHT_TOLERANCE degrees of horizontal or vertical."""
+    tilt = abs(angle) % 90
+    return min(tilt, 90 - tilt) <= UPRIGHT_TOLERANCE
 
 
 def _area(box: Box) -> int:

@@ -19,10 +19,16 @@ it. Each view costs one pass of the text detector, so `reading_views` returns as
     is stretched by a few outliers (metal, padding, a marker at the maximum) so that the rest,
     including grey text, falls within a few grey levels. Only when it differs from ``full``.
 ``extremes``
-    Pixels at (or within a hair of) the frame's maximum white, at its minimum black, everything
-    else mid-grey: text drawn at an extreme over bright (or dark) anatomy, which has no contrast
-    in ``full``, stands out. Only when the extreme pixels look like text — few of them and, in
-    ``full``, set against surroundings of nearly their own brightness.
+    Pixels at (or within a hair of) the frame's maximum white on black, or those at its minimum
+    black on white (both on mid-grey when both are needed): text drawn at an extreme over bright
+    (or dark) anatomy, or over speckle, which is faint or busy in ``full``, stands out clean.
+    Only when strokes drawn at that extreme are, in ``full``, in places set against
+    surroundings on their side of mid-grey.
+
+``local``
+    Contrast-limited adaptive histogram equalisation of ``full``: grey text a few percent off a
+    flat background comes up to full contrast. Only when some tiles of ``full`` are flat but for
+    faint marks.
 
 Colour frames (RGB, YBR converted to RGB, PALETTE COLOR through its lookup table) give one
 ``color`` view (BGR, the detector's order) and, when the picture is not grey, a ``gray`` view of
@@ -34,6 +40,7 @@ MONOCHROME1 is inverted so that every view reads the way the image is displayed.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -46,7 +53,7 @@ from pydicom.pixels import apply_color_lut, convert_color_space
 # decoder undoes the ICT/RCT transforms itself).
 PYDICOM_CONVERTS_TO_RGB = frozenset({"YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT"})
 
-# A candidate view whose mean absolute difference from a view already chosen is below this
+# A candidate window whose mean absolute difference from a view already chosen is below this
 # (grey levels, on a subsample) shows nothing new and costs a detector pass: it is dropped.
 MIN_VIEW_DIFFERENCE = 12.0
 # A stored window (or the robust range) is read only when it shows the values it spans with at
@@ -65,11 +72,15 @@ EXTREME_MAX_FRACTION = 0.2
 EXTREME_MIN_PIXELS = 12
 # In the full view, text at an extreme is legible when fewer than this fraction of the pixels
 # around it lie on its side of mid-grey.
-EXTREME_CLOSE_FRACTION = 0.25
-# Character-shaped components: height range (pixels) and the largest share of their bounding box
-# they may fill (strokes, not blobs).
-GLYPH_MIN_HEIGHT, GLYPH_MAX_HEIGHT, GLYPH_MAX_FILL = 4, 64, 0.75
+EXTREME_CLOSE_FRACTION = 0.4
 SUBSAMPLE = 4  # statistics on every 4th row and column
+# Local-contrast view: CLAHE settings, and when to read it: at least FAINT_MIN_TILES tiles of
+# FAINT_TILE² pixels whose middle 80 % spans at most FAINT_FLAT_LEVELS grey levels while their
+LOCAL_CLIP_LIMIT, LOCAL_GRID = 2.0, (8, 8)
+# extreme pixel lies FAINT_MARK_LEVELS (low, high) away from the median, with no tile spanning
+# more than FAINT_BUSY_LEVELS around them.
+FAINT_TILE, FAINT_FLAT_LEVELS, FAINT_MARK_LEVELS, FAINT_MIN_TILES = 16, 8, (6, 64), 3
+FAINT_BUSY_LEVELS = 16
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,39 +165,64 @@ def reading_views(pixels: np.ndarray, ds: Dataset, *, pixels_color_space: str | 
 
 
 def _grey_views(pixels: np.ndarray, ds: Dataset, invert: bool) -> list[View]:
-    values = pixels.astype(np.float32, copy=False)
-    low, high = float(values.min()), float(values.max())
+    values = _opencv_compatible(pixels)
+    low, high = _min_max(values)
     if high <= low:
         return []
     chosen: list[View] = []
 
-    def add(name: str, image: np.ndarray | None) -> None:
+    def add(name: str, image: np.ndarray | None, compare: bool = False) -> None:
+        """Keep `image`; a window (`compare`) only if it differs from the views kept."""
         if image is None:
             return
         if invert:
             image = 255 - image
-        if all(_difference(image, view.image) >= MIN_VIEW_DIFFERENCE for view in chosen):
+        if not compare or all(_difference(image, view.image) >= MIN_VIEW_DIFFERENCE
+                              for view in chosen):
             chosen.append(View(name, image))
 
-    add("full", _scale(values, low, high))
+    full = _scale(values, low, high)  # before any inversion
+    add("full", full)
     window = _stored_window(values, ds, (high - low) / MIN_WINDOW_GAIN)
     if window is not None:
-        add("window", window)
+        add("window", window, compare=True)
     elif "WindowWidth" not in ds and "VOILUTSequence" not in ds:
         sample = values[::SUBSAMPLE, ::SUBSAMPLE]
         p_low, p_high = (float(p) for p in np.percentile(sample, ROBUST_PERCENTILES))
         if 0 < p_high - p_low <= (high - low) / MIN_WINDOW_GAIN:
-            add("robust", _scale(values, p_low, p_high))
-    full = chosen[0].image if not invert else 255 - chosen[0].image
+            add("robust", _scale(values, p_low, p_high), compare=True)
     add("extremes", _extremes(values, low, high, full))
+    if _has_faint_marks(full):
+        add("local", _local_contrast(chosen[0].image))
     return chosen
 
 
+def _opencv_compatible(pixels: np.ndarray) -> np.ndarray:
+    """`pixels` in a dtype OpenCV computes with (8/16-bit integers, int32, floats)."""
+    if pixels.dtype.type in (np.uint8, np.int8, np.uint16, np.int16, np.int32, np.float32,
+                             np.float64):
+        return np.ascontiguousarray(pixels)
+    return pixels.astype(np.float64)
+
+
+def _min_max(values: np.ndarray) -> tuple[float, float]:
+    if values.dtype.type is np.int8 or values.ndim != 2:
+        return float(values.min()), float(values.max())
+    low, high, _, _ = cv2.minMaxLoc(values)
+    return float(low), float(high)
+
+
 def _scale(values: np.ndarray, low: float, high: float) -> np.ndarray:
-    """Linear map of [low, high] onto 0..255, clipped."""
-    scaled = (values - np.float32(low)) * np.float32(255.0 / (high - low))
-    np.clip(scaled, 0, 255, out=scaled)
-    return (scaled + 0.5).astype(np.uint8)
+    """Linear map of [low, high] onto 0..255 (rounded, clipped), from any OpenCV-compatible
+    dtype without a float copy."""
+    floor = _min_max(values)[0]
+    if low > floor:
+        if low >= _min_max(values)[1]:
+            return np.zeros(values.shape, np.uint8)
+        values = np.maximum(values, np.asarray(math.ceil(low), dtype=values.dtype))
+    alpha = 255.0 / (high - low)
+    # convertScaleAbs saturates at 255 and rounds; inputs are >= low, so no sign flip.
+    return cv2.convertScaleAbs(values, alpha=alpha, beta=-low * alpha)
 
 
 def _difference(a: np.ndarray, b: np.ndarray) -> float:
@@ -248,40 +284,40 @@ def _voi_lut(values: np.ndarray, ds: Dataset) -> np.ndarray | None:
 
 
 def _extremes(values: np.ndarray, low: float, high: float, full: np.ndarray) -> np.ndarray | None:
-    """White where the frame is at its maximum, black at its minimum, grey elsewhere; None when
-    no extreme looks like text that `full` does not already show."""
+    """The pixels at the frame's maximum (white) and minimum (black) on a plain background, or
+    None when no extreme looks like text that `full` does not already show. Only the extremes
+    that need it are drawn: white on black, black on white, or both on mid-grey."""
     tolerance = EXTREME_TOLERANCE * (high - low)
-    image = np.full(values.shape, 128, np.uint8)
-    useful = False
+    inks = []
     for mask, ink in ((values >= high - tolerance, 255), (values <= low + tolerance, 0)):
         count = int(np.count_nonzero(mask))
-        if count < EXTREME_MIN_PIXELS or count > EXTREME_MAX_FRACTION * values.size:
-            continue
+        if EXTREME_MIN_PIXELS <= count <= EXTREME_MAX_FRACTION * values.size \
+                and not _legible_in_full(mask, full, ink):
+            inks.append((mask, ink))
+    if not inks:
+        return None
+    image = np.full(values.shape, 128 if len(inks) == 2 else 255 - inks[0][1], np.uint8)
+    for mask, ink in inks:
         image[mask] = ink
-        if not useful:
-            useful = not _legible_in_full(mask, full, ink)
-    return image if useful else None
+    return image
 
 
 def _glyphs(mask: np.ndarray) -> np.ndarray:
-    """The parts of `mask` shaped like characters: connected components a few pixels to a few
-    dozen high, made of strokes rather than solid; not single noise pixels, not regions."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
-    width, height, area = (stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT],
-                           stats[:, cv2.CC_STAT_AREA])
-    keep = ((height >= GLYPH_MIN_HEIGHT) & (height <= GLYPH_MAX_HEIGHT) & (area >= 4)
-            & (area <= GLYPH_MAX_FILL * width * height))
-    keep[0] = False  # background label
-    return keep[labels]
+    """The parts of `mask` drawn as strokes: pixels with at least two neighbours in the mask
+    (not isolated noise) outside solid regions (anything five pixels thick, and a margin)."""
+    mask8 = mask.astype(np.uint8)
+    neighbours = cv2.boxFilter(mask8, -1, (3, 3), normalize=False)
+    solid = cv2.dilate(cv2.erode(mask8, np.ones((5, 5), np.uint8)), np.ones((7, 7), np.uint8))
+    return (neighbours >= 3) & (mask8 > 0) & (solid == 0)
 
 
 def _legible_in_full(mask: np.ndarray, full: np.ndarray, ink: int) -> bool:
-    """Whether the character-shaped parts of `mask` (drawn at `ink`, 255 or 0, in `full`) stand
+    """Whether the stroke-shaped parts of `mask` (drawn at `ink`, 255 or 0, in `full`) stand
     out from their surroundings in `full` everywhere: in the ring two to three pixels around
     them, hardly any pixel lies on the ink's side of mid-grey (bright anatomy under white text,
     dark speckle around black text)."""
     mask8 = _glyphs(mask).astype(np.uint8)
-    if not mask8.any():
+    if np.count_nonzero(mask8) < EXTREME_MIN_PIXELS:
         return True
     near = cv2.dilate(mask8, np.ones((3, 3), np.uint8))
     far = cv2.dilate(mask8, np.ones((7, 7), np.uint8))
@@ -290,6 +326,38 @@ def _legible_in_full(mask: np.ndarray, full: np.ndarray, ink: int) -> bool:
         return True
     close = np.count_nonzero(ring >= 128) if ink == 255 else np.count_nonzero(ring < 128)
     return close < EXTREME_CLOSE_FRACTION * ring.size
+
+
+def _local_contrast(image: np.ndarray) -> np.ndarray:
+    """Contrast-limited adaptive histogram equalisation: faint marks on a flat background come
+    up to full contrast, busy anatomy only by the clip limit."""
+    return cv2.createCLAHE(clipLimit=LOCAL_CLIP_LIMIT, tileGridSize=LOCAL_GRID).apply(image)
+
+
+def _has_faint_marks(full: np.ndarray) -> bool:
+    """Whether some tiles of `full` are a flat background carrying faint marks: the bulk of the
+    tile within a few grey levels, a few pixels a step (a little, not far) beyond it, and no busy
+    tile (anatomy, whose edges fade the same way) next to it."""
+    sample = full[::2, ::2]  # tiles of FAINT_TILE² pixels, sampled on every other row/column
+    size = FAINT_TILE // 2
+    rows, columns = sample.shape[0] // size, sample.shape[1] // size
+    if rows < 3 or columns < 3:
+        return False
+    tiles = np.sort(sample[:rows * size, :columns * size].reshape(rows, size, columns, size)
+                    .transpose(0, 2, 1, 3).reshape(rows, columns, size * size), axis=-1)
+    tiles = tiles.astype(np.int16)
+    n = size * size
+    p10, p90 = tiles[..., n // 10], tiles[..., (9 * n) // 10]
+    low_mark, high_mark = FAINT_MARK_LEVELS
+    # A flat bulk (10th to 90th percentile), and marks a step beyond it: the second brightest
+    # sample above the 90th percentile, or the second darkest below the 10th (one stray pixel
+    # is noise; a gradient has no step).
+    bright = tiles[..., -2] - p90
+    dark = p10 - tiles[..., 1]
+    faint = (p90 - p10 <= FAINT_FLAT_LEVELS) & (
+        ((bright >= low_mark) & (bright <= high_mark)) | ((dark >= low_mark) & (dark <= high_mark)))
+    busy = cv2.dilate((p90 - p10 > FAINT_BUSY_LEVELS).astype(np.uint8), np.ones((3, 3), np.uint8))
+    return int(np.count_nonzero(faint & (busy == 0))) >= FAINT_MIN_TILES
 
 
 # --- colour ---------------------------------------------------------------------------------

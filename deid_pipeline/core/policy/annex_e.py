@@ -184,6 +184,12 @@ class AnnexEProfile:
     """Table E.1-1 looked up by tag. An exact tag wins over a row with wildcards; any tag in an odd
     group is a private attribute (PS3.5 7.8), whatever its element."""
 
+    def __reduce__(self) -> tuple:
+        # Worker processes get a copy: rebuild from plain dicts (mapping proxies do not pickle).
+        attributes = {e.tag: {"name": e.name, "basic_profile": e.basic_profile,
+                              "options": dict(e.options)} for e in self._entries}
+        return (AnnexEProfile, (attributes,))
+
     def __init__(self, attributes: Mapping[str, Mapping]) -> None:
         self._entries = tuple(
             ProfileEntry(tag, fields["name"], fields["basic_profile"],

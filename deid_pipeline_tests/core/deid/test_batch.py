@@ -196,3 +196,17 @@ def test_values_kept_by_policy_cannot_lead_outside_the_output_tree(tmp_path):
     (output,) = [p for p in tmp_path.rglob("*.dcm") if not p.is_relative_to(src)]
     assert output.is_relative_to(dst)
     assert pydicom.dcmread(output).SeriesInstanceUID == "../../../escaped"
+
+
+def test_engine_and_redactor_cross_to_spawned_workers():
+    """Dagster's run workers start process pools that pickle what they hand over."""
+    import pickle
+
+    from deid_pipeline.core.deid.engine import TagEngine
+    from deid_pipeline.core.pixels.stage import PixelRedactor
+    from deid_pipeline.core.policy.rules import load_policy
+    from deid_pipeline.core.pseudonyms import Pseudonymizer
+
+    engine = pickle.loads(pickle.dumps(TagEngine(load_policy(), Pseudonymizer(b"k"))))
+    assert engine.profile.action_for(0x00100010, ()) == "Z"
+    assert pickle.loads(pickle.dumps(PixelRedactor()))._reader is None

@@ -41,7 +41,7 @@ def run(small_corpus, tmp_path_factory):
 
 def test_every_file_is_written_none_quarantined(run, small_corpus):
     report, _, pairs, _ = run
-    assert (report.written, report.quarantined) == (small_corpus.files, 0)
+    assert (report.written, report.quarantined) == (small_corpus.files + small_corpus.slides, 0)
     assert len(pairs) == small_corpus.files
 
 

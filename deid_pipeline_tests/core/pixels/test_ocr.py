@@ -1,0 +1,267 @@
+"""Reading views and the OCR on synthetic frames with text drawn by cv2.putText.
+
+Each case draws known lines at known places in a frame of a given kind (bit depth, sign,
+photometric interpretation, ink) and asks that the reader find a box over each line and read its
+words, with OCR slack: case-insensitive, within an edit distance of a quarter of the word.
+One reader serves the module (model loading is the slow part).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.pixels import convert_color_space
+
+from deid_pipeline.core.pixels.ocr import TextLine, TextReader, providers_for
+from deid_pipeline.core.pixels.views import frames_to_read, reading_views
+
+LINES = ("SMITH JOHN 01.03.2012", "DOB: 12.15.1986", "ID 4471920 JKR")
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+@pytest.fixture(scope="module")
+def reader() -> TextReader:
+    return TextReader(device="cpu")
+
+
+def anatomy(rows: int, cols: int, low: float, high: float, seed: int = 0) -> np.ndarray:
+    """A body-like ellipse of smooth blotches and some noise, on a background at `low`."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:rows, 0:cols]
+    body = ((xx - cols / 2) / (cols * 0.42)) ** 2 + ((yy - rows / 2) / (rows * 0.45)) ** 2 < 1
+    blotches = cv2.resize(rng.normal(0, 1, (rows // 32 + 2, cols // 32 + 2)), (cols, rows),
+                          interpolation=cv2.INTER_CUBIC)
+    level = np.where(body, 0.5 + 0.12 * blotches, 0.0)
+    level += rng.normal(0, 0.03, level.shape) * body
+    return low + np.clip(level, 0, 1) * (high - low)
+
+
+def draw(frame: np.ndarray, lines=LINES, *, value, height: int = 11, x: int = 110, y: int = 200,
+         antialiased: bool = True) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """Blend `lines` into a float copy of `frame` at ink `value`, cap height `height` pixels;
+    returns the frame and each line's box (from the pixels it changed)."""
+    frame = frame.astype(np.float64)
+    scale = height / cv2.getTextSize("H", FONT, 1.0, 1)[0][1]
+    boxes = []
+    for text in lines:
+        mask = np.zeros(frame.shape[:2], np.uint8)
+        cv2.putText(mask, text, (x, y), FONT, scale, 255, 1,
+                    cv2.LINE_AA if antialiased else cv2.LINE_8)
+        cover = mask.astype(np.float64) / 255
+        cover = cover[..., None] if frame.ndim == 3 else cover
+        frame = frame + cover * (np.asarray(value, np.float64) - frame)
+        ys, xs = np.nonzero(mask)
+        boxes.append((int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())))
+        y += round(height * 2.2) + 4
+    return frame, boxes
+
+
+def dataset(photometric: str = "MONOCHROME2", bits: int = 12, signed: bool = False,
+            **elements) -> Dataset:
+    ds = Dataset()
+    ds.PhotometricInterpretation = photometric
+    ds.SamplesPerPixel = 3 if photometric in ("RGB", "YBR_FULL", "YBR_FULL_422") else 1
+    ds.BitsAllocated = 8 if bits <= 8 else 16
+    ds.BitsStored = bits
+    ds.HighBit = bits - 1
+    ds.PixelRepresentation = int(signed)
+    for keyword, value in elements.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def distance(a: str, b: str) -> int:
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def overlap(a, b) -> float:
+    """Share of box `b` covered by box `a`."""
+    ix = min(a[2], b[2]) - max(a[0], b[0]) + 1
+    iy = min(a[3], b[3]) - max(a[1], b[1]) + 1
+    if ix <= 0 or iy <= 0:
+        return 0.0
+    return ix * iy / ((b[2] - b[0] + 1) * (b[3] - b[1] + 1))
+
+
+def assert_read(lines: list[TextLine], texts=LINES, boxes=None, *, word_slack: float = 0.25,
+                min_words: float = 1.0) -> None:
+    """Every drawn line is covered by detected boxes and (at least `min_words` of) its words
+    read, case-insensitively, within `word_slack` edit distance."""
+    found = [word.text.upper() for line in lines for word in line.words]
+    # OCR may glue words ("DOB:12.15.1986"): also look in the lines' text without spaces.
+    glued = " ".join(line.text.upper().replace(" ", "") for line in lines)
+    wanted = [word for text in texts for word in text.upper().split()]
+    hits = [word for word in wanted
+            if any(distance(word, f) <= max(1, int(word_slack * len(word))) for f in found)
+            or word in glued]
+    assert len(hits) >= min_words * len(wanted), (
+        f"read {[line.text for line in lines]}, missing {sorted(set(wanted) - set(hits))}")
+    for box in boxes or []:
+        covered = max((overlap(line.box, box) for line in lines), default=0.0)
+        assert covered >= 0.7, f"drawn box {box} covered {covered:.2f} by {lines}"
+
+
+# --- text of every kind ---------------------------------------------------------------------
+
+
+def test_bright_text_at_the_maximum_of_12_bit_data(reader):
+    frame, boxes = draw(anatomy(512, 512, 0, 2000), value=4095)
+    lines = reader.read_frame(frame.astype(np.uint16), dataset())
+    assert_read(lines, boxes=boxes)
+
+
+def test_dark_text_at_the_minimum_over_anatomy(reader):
+    frame, boxes = draw(anatomy(512, 512, 200, 3000), value=0)
+    lines = reader.read_frame(frame.astype(np.uint16), dataset())
+    assert_read(lines, boxes=boxes)
+
+
+def test_low_contrast_grey_text(reader):
+    # Ink 6 % of the range above a mildly noisy grey, far from either extreme.
+    rng = np.random.default_rng(1)
+    background = 1500 + rng.normal(0, 10, (512, 512))
+    background[:40] = 0  # something darker and brighter elsewhere sets the range
+    background[-40:] = 4095
+    frame, boxes = draw(background, value=1500 + 0.06 * 4095)
+    pixels = np.clip(frame, 0, 4095).astype(np.uint16)
+    assert "local" in [view.name for view in reading_views(pixels, dataset())]
+    assert_read(reader.read_frame(pixels, dataset()), boxes=boxes)
+
+
+def test_signed_16_bit_with_a_stored_window(reader):
+    frame, boxes = draw(anatomy(512, 512, -1024, 1500), value=32767)
+    ds = dataset(bits=16, signed=True, WindowCenter=40, WindowWidth=400, RescaleSlope=1,
+                 RescaleIntercept=0)
+    pixels = np.round(frame).astype(np.int16)
+    assert [view.name for view in reading_views(pixels, ds)][:2] == ["full", "window"]
+    assert_read(reader.read_frame(pixels, ds), boxes=boxes)
+
+
+def test_monochrome1_is_inverted_for_reading(reader):
+    frame, boxes = draw(anatomy(512, 512, 0, 1000), value=4095)
+    pixels, ds = frame.astype(np.uint16), dataset("MONOCHROME1")
+    full = reading_views(pixels, ds)[0]
+    x1, y1, x2, y2 = boxes[0]
+    assert full.name == "full" and full.image[y1:y2 + 1, x1:x2 + 1].min() == 0  # ink shows black
+    assert_read(reader.read_frame(pixels, ds), boxes=boxes)
+
+
+def test_rgb_yellow_text_on_grey(reader):
+    grey = anatomy(480, 640, 0, 200)
+    frame, boxes = draw(np.stack([grey] * 3, axis=-1), value=(255, 255, 0), x=20, y=40)
+    lines = reader.read_frame(np.clip(frame, 0, 255).astype(np.uint8), dataset("RGB", bits=8))
+    assert_read(lines, boxes=boxes)
+
+
+def test_palette_color(reader):
+    ds = dataset("PALETTE COLOR", bits=8)
+    entries = np.arange(256)
+    red, green, blue = np.clip(entries * 1.2, 0, 255), entries, 255 - entries
+    for name, table in zip(("Red", "Green", "Blue"), (red, green, blue)):
+        table = table.astype(np.uint8)
+        table[255] = 255  # index 255: white
+        setattr(ds, f"{name}PaletteColorLookupTableDescriptor", [256, 0, 8])
+        setattr(ds, f"{name}PaletteColorLookupTableData", table.tobytes())
+    frame, boxes = draw(anatomy(512, 512, 0, 200), value=255, antialiased=False)
+    pixels = np.round(frame).astype(np.uint8)
+    assert reading_views(pixels, ds)[0].image.shape == (512, 512, 3)
+    assert_read(reader.read_frame(pixels, ds), boxes=boxes)
+
+
+def test_small_8_pixel_font(reader):
+    frame, boxes = draw(anatomy(512, 512, 0, 255), value=255, height=8, x=20, y=30)
+    lines = reader.read_frame(frame.astype(np.uint8), dataset(bits=8))
+    # Hershey strokes at 8 px are one pixel wide: boxes must all be found, most words read.
+    assert_read(lines, boxes=boxes, word_slack=0.34, min_words=0.6)
+
+
+def test_white_text_over_bright_anatomy_needs_the_extremes_view(reader):
+    frame = anatomy(512, 512, 0, 4095)
+    frame[150:330, 90:420] = 3800 + (frame[150:330, 90:420] % 200)  # bright, busy patch
+    frame, boxes = draw(frame, value=4095, lines=LINES[:2])
+    pixels, ds = frame.astype(np.uint16), dataset()
+    assert "extremes" in [view.name for view in reading_views(pixels, ds)]
+    # The extremes view keeps only the pixels at the maximum: found, but thinly drawn.
+    assert_read(reader.read_frame(pixels, ds), texts=LINES[:2], boxes=boxes, min_words=0.6)
+
+
+# --- lines, words, frames, determinism ------------------------------------------------------
+
+
+def test_words_have_boxes_inside_their_line_in_reading_order(reader):
+    frame, _ = draw(anatomy(512, 512, 0, 2000), value=4095, lines=("JONES MARY ANN",))
+    lines = reader.read_frame(frame.astype(np.uint16), dataset())
+    line = next(line for line in lines if "JONES" in line.text.upper())
+    assert [w.text for w in line.words] == line.text.split()
+    for word in line.words:
+        x1, y1, x2, y2 = word.box
+        assert line.box[0] <= x1 <= x2 <= line.box[2] and (y1, y2) == (line.box[1], line.box[3])
+    lefts = [w.box[0] for w in line.words]
+    assert lefts == sorted(lefts)
+    assert all(a.box[2] <= b.box[0] + 2 for a, b in zip(line.words, line.words[1:]))
+
+
+def test_reading_is_deterministic(reader):
+    frame, _ = draw(anatomy(512, 512, 0, 2000, seed=3), value=4095)
+    pixels, ds = frame.astype(np.uint16), dataset()
+    first = reader.read_frame(pixels, ds)
+    reader.clear_cache()
+    assert reader.read_frame(pixels, ds) == first
+
+
+def test_identical_frames_are_read_once():
+    base = anatomy(64, 64, 0, 255).astype(np.uint8)
+    other = base.copy()
+    other[10, 10] ^= 1
+    pixels = np.stack([base, other, base.copy(), other.copy(), base.copy()])
+    ds = dataset(bits=8, NumberOfFrames=5)
+    frames = list(frames_to_read(pixels, ds))
+    assert [(f.index, f.indices) for f in frames] == [(0, (0, 2, 4)), (1, (1, 3))]
+    assert np.array_equal(frames[1].pixels, other)
+    single = list(frames_to_read(base, dataset(bits=8)))
+    assert [(f.index, f.indices) for f in single] == [(0, (0,))]
+    colour = np.zeros((3, 8, 8, 3), np.uint8)
+    assert len(list(frames_to_read(colour, dataset("RGB", bits=8, NumberOfFrames=3)))) == 1
+
+
+# --- views without the OCR ------------------------------------------------------------------
+
+
+def test_flat_frame_has_nothing_to_read():
+    assert reading_views(np.full((32, 32), 7, np.uint16), dataset()) == []
+
+
+def test_ybr_not_yet_converted_is_converted():
+    rgb = np.zeros((16, 16, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 120, 40
+    ybr = convert_color_space(rgb, "RGB", "YBR_FULL")
+    ds = dataset("YBR_FULL", bits=8)
+    converted = reading_views(ybr, ds, pixels_color_space="YBR_FULL")[0].image
+    assert np.abs(converted.astype(int) - rgb[..., ::-1]).max() <= 2  # BGR for the OCR
+    as_decoded = reading_views(rgb, ds)[0].image  # pydicom's default already gives RGB
+    assert np.array_equal(as_decoded, rgb[..., ::-1])
+
+
+def test_a_window_that_shows_nothing_is_skipped():
+    # A 16-bit window stored with 8-bit data leaves every pixel nearly black.
+    pixels = anatomy(128, 128, 0, 255).astype(np.uint16)
+    ds = dataset(bits=14, WindowCenter=8192, WindowWidth=16383)
+    assert [view.name for view in reading_views(pixels, ds)] == ["full"]
+
+
+def test_device_setting():
+    assert providers_for("cpu") == ["CPUExecutionProvider"]
+    with pytest.raises(ValueError):
+        providers_for("tpu")
+    if "CUDAExecutionProvider" not in __import__("onnxruntime").get_available_providers():
+        with pytest.raises(RuntimeError):
+            providers_for("cuda")
+        assert providers_for("auto") == ["CPUExecutionProvider"]
