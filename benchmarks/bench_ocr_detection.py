@@ -62,7 +62,8 @@ def fuzzy_find(needle: str, haystack: str) -> int:
     return min(previous)
 
 
-def coverage(box: list[int], boxes: list[tuple[int, int, int, int]], shape: tuple[int, int]) -> float:
+def coverage(box: list[int], boxes: list[tuple[int, int, int, int]],
+             shape: tuple[int, int]) -> float:
     x1, y1, x2, y2 = box
     mask = np.zeros(shape, bool)
     for bx1, by1, bx2, by2 in boxes:
@@ -114,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--warm-cache", action="store_true",
                         help="keep recognised lines cached across reads (default: cold reads)")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/bench_ocr_detection.json")
+    parser.add_argument("--out", type=Path,
+                        default=ROOT / "benchmarks/results/bench_ocr_detection.json")
     parser.add_argument("--quiet", action="store_true", help="summary only")
     parser.add_argument("--rapidocr-baseline", action="store_true",
                         help="also time rapidocr's own pipeline (default settings, no angle "

@@ -24,6 +24,7 @@ import pydicom
 
 from deid_pipeline.core.deid.identifiers import gather
 from deid_pipeline.core.pixels.ocr import TextReader
+from deid_pipeline.core.pixels.phi import ages_of
 from deid_pipeline.core.pixels.redact import fill_boxes, padded
 from deid_pipeline.core.pixels.stage import PixelRedactor
 from deid_pipeline.core.pixels.views import frame_count, samples_per_pixel
@@ -52,7 +53,7 @@ def run(which: str, patients: int) -> dict:
         ds = pydicom.dcmread(path)
         known = gather(ds)
         result, pixels = redactor.find(ds, known, sex=str(ds.get("PatientSex", "")),
-                                       ages=[str(ds.get("PatientAge", ""))])
+                                       ages=ages_of(ds))
         redacted = fill_boxes(pixels, ds, result.phi_boxes) if result.phi_boxes else pixels
         if result.phi_boxes:
             write_pixels_back(ds, redacted, transfer_syntax_of(ds))

@@ -31,6 +31,7 @@ from deid_pipeline.core.deid.engine import FileResult, TagEngine
 from deid_pipeline.core.deid.identifiers import gather
 from deid_pipeline.core.deid.leak_gate import LeakGate
 from deid_pipeline.core.discovery import FileKind, SourceFile, discover
+from deid_pipeline.core.pixels.phi import ages_of
 from deid_pipeline.core.pixels.stage import BoxFinding, PixelRedactor, PixelResult
 from deid_pipeline.core.quiet import file_messages_muted
 from deid_pipeline.core.slides.aperio import SlideError
@@ -176,7 +177,7 @@ def _deidentify_file(source: SourceFile, engine: TagEngine, dst: Path,
         outcome.syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
         if redactor is not None:
             outcome.pixels = redactor.redact(ds, known, sex=str(ds.get("PatientSex", "") or ""),
-                                             ages=[str(ds.get("PatientAge", "") or "")])
+                                             ages=ages_of(ds))
         outcome.result = engine.deidentify(ds, known)
         relpath = output_relpath(ds)
 

@@ -17,6 +17,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from deid_pipeline.core.atomic import write_atomically
 from deid_pipeline.core.deid.batch import FINDING_COLUMNS, finding_row
 from deid_pipeline.core.deid.identifiers import gather
+from deid_pipeline.core.pixels.phi import ages_of
 from deid_pipeline.core.pixels.redact import fill_boxes
 from deid_pipeline.core.pixels.stage import PixelRedactor
 from deid_pipeline.core.quiet import file_messages_muted
@@ -49,7 +50,7 @@ def find_phi(files: pd.DataFrame, incoming: Path, deidentified: Path,
                 ds = pydicom.dcmread(deidentified / output)
                 result, _ = redactor.find(
                     ds, gather(original), sex=str(original.get("PatientSex", "") or ""),
-                    ages=[str(original.get("PatientAge", "") or "")])
+                    ages=ages_of(original))
             # One unreadable file fails its own finding, never the partition's.
             except Exception as exc:  # noqa: BLE001
                 report.failed[output] = type(exc).__name__

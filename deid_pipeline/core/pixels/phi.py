@@ -66,6 +66,22 @@ INITIALS = re.compile(r"^[A-Z]{2,4}$")
 WORD_CHARS = re.compile(r"[^A-Z0-9]")
 
 
+def ages_of(ds) -> list[str]:
+    """The ages a device may print: Patient's Age, and the whole years from birth to each
+    study, series or acquisition date (often printed where the header has no age)."""
+    from deid_pipeline.core.deid.identifiers import parse_da
+
+    ages = [str(ds.get("PatientAge", "") or "")]
+    birth = parse_da(str(ds.get("PatientBirthDate", "") or ""))
+    if birth is not None:
+        for keyword in ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate"):
+            day = parse_da(str(ds.get(keyword, "") or ""))
+            if day is not None and day >= birth:
+                before_birthday = (day.month, day.day) < (birth.month, birth.day)
+                ages.append(str(day.year - birth.year - before_birthday))
+    return [a for a in ages if a]
+
+
 @dataclass(frozen=True)
 class WordVerdict:
     text: str
@@ -171,9 +187,11 @@ class PixelPhiJudge:
         has_phi = any(r not in (None, Reason.SAFE) for r in reasons)
         verdicts = []
         for word, reason in zip(words, reasons, strict=True):
+            token = normalise(word.text)
+            sex_letter = token in ("M", "F", "O") and token == self.sex
+            if reason is Reason.SAFE and has_phi and sex_letter:
+                reason = Reason.SEX  # "DOE JOHN M": the patient's sex, not metres
             if reason is None:
-                token = normalise(word.text)
-                sex_letter = token in ("M", "F", "O") and token == self.sex
                 if has_phi and (sex_letter or token not in SAFE_WORDS):
                     reason = Reason.SEX if sex_letter else Reason.SAME_LINE
                 else:

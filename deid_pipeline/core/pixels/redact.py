@@ -33,8 +33,11 @@ def black_value(pixels: np.ndarray, ds: Dataset) -> int | tuple[int, ...]:
     return int(pixels.min())
 
 
-def padded(box: Box, rows: int, columns: int, margin: int = MARGIN) -> Box:
+def padded(box: Box, rows: int, columns: int, margin: int | None = None) -> Box:
+    """The box grown by `margin`, by default a quarter of its height (at least MARGIN): OCR word
+    boxes of larger text stray further from the ink."""
     x1, y1, x2, y2 = box
+    margin = max(MARGIN, (y2 - y1 + 1) // 4) if margin is None else margin
     return (max(0, x1 - margin), max(0, y1 - margin),
             min(columns - 1, x2 + margin), min(rows - 1, y2 + margin))
 

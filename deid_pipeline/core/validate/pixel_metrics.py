@@ -34,6 +34,8 @@ def load_truth(sidecar: Path) -> list[TruthWord]:
                 for w in data["words"]]
     words = []
     for entry in data.get("annotation", []):
+        if not entry["value"].get("text", "").strip():
+            continue  # an annotation with no value marks nothing
         words.append(TruthWord(tuple(entry["value"]["bbox"]), True, entry["key"]["text"]))
         if entry["key"].get("bbox"):
             words.append(TruthWord(tuple(entry["key"]["bbox"]), False, "label"))

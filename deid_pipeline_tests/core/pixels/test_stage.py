@@ -7,6 +7,7 @@ import pydicom
 import pytest
 
 from deid_pipeline.core.deid.identifiers import gather
+from deid_pipeline.core.pixels.phi import ages_of
 from deid_pipeline.core.pixels.redact import padded
 from deid_pipeline.core.pixels.stage import PixelRedactor
 from deid_pipeline.core.transcode import decode_pixels
@@ -29,7 +30,7 @@ def redact(redactor, path):
     ds = pydicom.dcmread(path)
     original = pydicom.dcmread(path)
     result = redactor.redact(ds, gather(original), sex=str(original.get("PatientSex", "")),
-                             ages=[str(original.get("PatientAge", ""))])
+                             ages=ages_of(original))
     return original, ds, result
 
 
