@@ -48,14 +48,6 @@ def existing_folder(value: str) -> Path:
     return folder
 
 
-def separate_trees(src: Path, dst: Path, work: Path) -> None:
-    """Outputs, inputs and the work folder (mappings re-identify) must not nest."""
-    resolved = {"input": src.resolve(), "output": dst.resolve(), "work": work.resolve()}
-    for (a, pa), (b, pb) in [(x, y) for x in resolved.items() for y in resolved.items()]:
-        if a != b and (pa == pb or pa in pb.parents):
-            raise UsageError(f"the {b} folder must not be inside the {a} folder")
-
-
 def disjoint_folders(**folders: Path) -> None:
     """No named folder may be, or lie inside, another: a tree that is read must not receive
     what is written."""
@@ -98,7 +90,8 @@ def cmd_deid(args: argparse.Namespace) -> int:
     from deid_pipeline.core.pseudonyms import MissingSecretError, Pseudonymizer
 
     src = existing_folder(args.src)
-    separate_trees(src, Path(args.dst), Path(args.work))
+    # Outputs, inputs and the work folder (mappings re-identify) must not nest.
+    disjoint_folders(input=src, output=Path(args.dst), work=Path(args.work))
     try:
         policy = load_policy(args.policy)
         pseudonymizer = Pseudonymizer.from_environment(min_shift_days=policy.shift_min_days,

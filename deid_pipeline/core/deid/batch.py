@@ -30,6 +30,7 @@ from deid_pipeline.core.atomic import write_atomically
 from deid_pipeline.core.deid.engine import FileResult, TagEngine
 from deid_pipeline.core.deid.identifiers import gather
 from deid_pipeline.core.deid.leak_gate import LeakGate
+from deid_pipeline.core.deid.method import record_pixels_cleaned
 from deid_pipeline.core.discovery import FileKind, SourceFile, discover
 from deid_pipeline.core.pixels.phi import ages_of
 from deid_pipeline.core.pixels.stage import BoxFinding, PixelRedactor, PixelResult
@@ -179,6 +180,8 @@ def _deidentify_file(source: SourceFile, engine: TagEngine, dst: Path,
             outcome.pixels = redactor.redact(ds, known, sex=str(ds.get("PatientSex", "") or ""),
                                              ages=ages_of(ds))
         outcome.result = engine.deidentify(ds, known)
+        if outcome.pixels is not None:
+            record_pixels_cleaned(ds)
         relpath = output_relpath(ds)
 
         def write_checked(tmp: Path) -> None:

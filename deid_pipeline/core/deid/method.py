@@ -8,7 +8,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
-from deid_pipeline.core.policy.annex_e import OPTION_CODES
+from deid_pipeline.core.policy.annex_e import CLEAN_PIXEL_DATA_CODE, OPTION_CODES
 
 BASIC_PROFILE_CODE = ("113100", "Basic Application Confidentiality Profile")
 METHOD_NAME = "deid_pipeline PS3.15 Annex E"
@@ -41,6 +41,18 @@ def record(ds: Dataset, options: Seq[str]) -> None:
         ds.LongitudinalTemporalInformationModified = "MODIFIED"
     else:
         ds.LongitudinalTemporalInformationModified = "REMOVED"
+
+
+def record_pixels_cleaned(ds: Dataset) -> None:
+    """The Clean Pixel Data option (113101): the pixel stage read and redacted this image."""
+    value, meaning = CLEAN_PIXEL_DATA_CODE
+    codes = ds.get("DeidentificationMethodCodeSequence") or Sequence()
+    if all(item.get("CodeValue") != value for item in codes):
+        codes.append(_code_item(value, meaning))
+        ds.DeidentificationMethodCodeSequence = codes
+        methods = ds.get("DeidentificationMethod") or []
+        methods = [methods] if isinstance(methods, str) else list(methods)
+        ds.DeidentificationMethod = [*methods, meaning[:64]]
 
 
 def rewrite_file_meta(ds: Dataset, new_sop_instance_uid: str | None) -> None:

@@ -17,6 +17,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from deid_pipeline.core.atomic import write_atomically
 from deid_pipeline.core.deid.batch import FINDING_COLUMNS, finding_row
 from deid_pipeline.core.deid.identifiers import gather
+from deid_pipeline.core.deid.method import record_pixels_cleaned
 from deid_pipeline.core.pixels.phi import ages_of
 from deid_pipeline.core.pixels.redact import fill_boxes
 from deid_pipeline.core.pixels.stage import PixelRedactor
@@ -84,6 +85,7 @@ def redact_tree(findings: pd.DataFrame, deidentified: Path, redacted: Path) -> S
             pixels = fill_boxes(decode_pixels(ds), ds, boxes[relpath])
             report.note(write_pixels_back(ds, pixels, ExplicitVRLittleEndian))
             ds.BurnedInAnnotation = "NO"
+            record_pixels_cleaned(ds)
             write_atomically(redacted / relpath,
                              lambda tmp, ds=ds: ds.save_as(tmp, enforce_file_format=True))
         report.changed += 1

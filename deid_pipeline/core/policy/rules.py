@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydicom.datadict import keyword_for_tag, tag_for_keyword
+from pydicom.datadict import tag_for_keyword
 
 ACTIONS = frozenset({
     "replaceWithRandomName", "patientHashID", "hashID", "ensureTagExists", "replaceWithLiteral",
@@ -298,7 +298,3 @@ def _parse_slides(raw: Any, name: str, line: int, current: SlideSettings) -> Sli
     if both:
         raise PolicyError(f"{name}:{line}: slides key(s) both kept and removed: {', '.join(both)}")
     return settings
-
-
-def describe_tag(tag: int) -> str:
-    return keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"

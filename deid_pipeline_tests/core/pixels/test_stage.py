@@ -91,3 +91,15 @@ def test_phi_the_header_does_not_hold_is_caught(redactor):
     result = redactor.redact(ds, gather(ds))
     reasons = {f.reason for f in result.findings if f.is_phi}
     assert result.changed and "pattern:initials" in reasons
+
+
+def test_the_deid_cli_records_the_clean_pixel_data_option(tmp_path, deid_secret):
+    from deid_pipeline.cli import main
+    from deid_pipeline_tests.dicom_factory import ct_with_nested_and_private, write
+
+    write(ct_with_nested_and_private(), tmp_path / "in" / "1.dcm")
+    assert main(["deid", str(tmp_path / "in"), str(tmp_path / "out"), "--work",
+                 str(tmp_path / "work"), "--jobs", "1"]) == 0
+    (output,) = (tmp_path / "out").rglob("*.dcm")
+    codes = [item.CodeValue for item in pydicom.dcmread(output).DeidentificationMethodCodeSequence]
+    assert codes[0] == "113100" and "113101" in codes
