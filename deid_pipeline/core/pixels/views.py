@@ -13,18 +13,18 @@ it. Each view costs one pass of the text detector, so `reading_views` returns as
 ``window``
     The stored VOI window (or VOI LUT), as a reader would have seen the image; text drawn to be
     legible on the display is legible here even when outliers squash it in ``full``. Only when it
-    differs from the views already chosen and does not saturate nearly everything.
+    zooms in (at least 1.4× the contrast of ``full``), differs from ``full`` and does not leave
+    nearly everything black or white (a 16-bit window stored with 8-bit data).
 ``robust``
-    Without a usable stored window: the 0.5–99.5 percentile range, for frames whose full range
-    is stretched by a few outliers (metal, padding, a marker at the maximum) so that the rest,
-    including grey text, falls within a few grey levels. Only when it differs from ``full``.
+    Without any stored window: the 0.5–99.5 percentile range, for frames whose full range is
+    stretched by a few outliers (metal, padding, a marker at the maximum) so that the rest,
+    including grey text, falls within a few grey levels. Under the same conditions.
 ``extremes``
     Pixels at (or within a hair of) the frame's maximum white on black, or those at its minimum
     black on white (both on mid-grey when both are needed): text drawn at an extreme over bright
     (or dark) anatomy, or over speckle, which is faint or busy in ``full``, stands out clean.
     Only when strokes drawn at that extreme are, in ``full``, in places set against
     surroundings on their side of mid-grey.
-
 ``local``
     Contrast-limited adaptive histogram equalisation of ``full``: grey text a few percent off a
     flat background comes up to full contrast. Only when some tiles of ``full`` are flat but for
@@ -75,10 +75,10 @@ EXTREME_MIN_PIXELS = 12
 EXTREME_CLOSE_FRACTION = 0.4
 SUBSAMPLE = 4  # statistics on every 4th row and column
 # Local-contrast view: CLAHE settings, and when to read it: at least FAINT_MIN_TILES tiles of
-# FAINT_TILE² pixels whose middle 80 % spans at most FAINT_FLAT_LEVELS grey levels while their
+# FAINT_TILE² pixels whose bulk is flat (10th to 90th percentile within FAINT_FLAT_LEVELS grey
+# levels) while a few pixels lie FAINT_MARK_LEVELS (low, high) beyond it, with no tile spanning
+# more than FAINT_BUSY_LEVELS next to them.
 LOCAL_CLIP_LIMIT, LOCAL_GRID = 2.0, (8, 8)
-# extreme pixel lies FAINT_MARK_LEVELS (low, high) away from the median, with no tile spanning
-# more than FAINT_BUSY_LEVELS around them.
 FAINT_TILE, FAINT_FLAT_LEVELS, FAINT_MARK_LEVELS, FAINT_MIN_TILES = 16, 8, (6, 64), 3
 FAINT_BUSY_LEVELS = 16
 
@@ -390,6 +390,9 @@ def _color_views(rgb: np.ndarray) -> list[View]:
     views = [View("color", bgr)]
     sample = rgb[::SUBSAMPLE, ::SUBSAMPLE].astype(np.int16)
     chroma = (sample.max(axis=-1) - sample.min(axis=-1)).mean()
+    grey = rgb.max(axis=-1)
     if chroma >= 4:  # coloured text or overlay on a grey picture: brightest channel as grey
-        views.append(View("gray", rgb.max(axis=-1)))
+        views.append(View("gray", grey))
+    if _has_faint_marks(grey):  # a faint header band, as on ultrasound
+        views.append(View("local", _local_contrast(np.ascontiguousarray(grey))))
     return views

@@ -103,3 +103,26 @@ def test_the_deid_cli_records_the_clean_pixel_data_option(tmp_path, deid_secret)
     (output,) = (tmp_path / "out").rglob("*.dcm")
     codes = [item.CodeValue for item in pydicom.dcmread(output).DeidentificationMethodCodeSequence]
     assert codes[0] == "113100" and "113101" in codes
+
+
+def test_faint_text_on_a_colour_header_band_is_read(redactor):
+    import cv2
+
+    from deid_pipeline.core.pixels.views import reading_views
+    from deid_pipeline_tests.dicom_factory import ct_with_nested_and_private
+
+    ds = ct_with_nested_and_private()
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PlanarConfiguration = 512, 512, 3, 0
+    ds.PhotometricInterpretation, ds.BitsAllocated, ds.BitsStored, ds.HighBit = "RGB", 8, 8, 7
+    ink = np.zeros((512, 512), dtype=np.uint8)
+    cv2.putText(ink, "DOE JANE 03/01/2012", (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.4, 255, 1,
+                cv2.LINE_AA)
+    band = np.zeros((512, 512), dtype=np.uint8)
+    band[:36] = 25  # an ultrasound-style dark header band with text ten levels brighter
+    grey = np.maximum(band, (25 + ink.astype(np.uint16) * 10 // 255) * (ink > 0)).astype(np.uint8)
+    frame = np.repeat(grey[..., np.newaxis], 3, axis=-1)
+    ds.PixelData = frame.tobytes()
+
+    assert "local" in [view.name for view in reading_views(frame, ds)]
+    result, _ = redactor.find(ds, gather(ds))
+    assert "metadata:name" in {f.reason for f in result.findings if f.is_phi}
