@@ -113,8 +113,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rec-batch", type=int, default=None)
     parser.add_argument("--rec-squeeze", type=float, default=None)
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--warm-cache", action="store_true",
-                        help="keep recognised lines cached across reads (default: cold reads)")
     parser.add_argument("--out", type=Path,
                         default=ROOT / "benchmarks/results/bench_ocr_detection.json")
     parser.add_argument("--quiet", action="store_true", help="summary only")
@@ -150,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds, timings = [], {}
         for _ in range(max(1, args.repeat)):
             timings = {}
-            if not args.warm_cache:
-                reader.clear_cache()
+            reader.clear_cache()  # cold reads: no line recognised before
             start = time.perf_counter()
             views = reading_views(frame, ds, names=names)
             lines = reader.read(views, timings=timings)
@@ -245,8 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         "ink_rule": f"value box ink pixels covered by detected line boxes >= {COVERAGE_RULE}",
     }
     result = {"settings": {**settings, "views": args.views or "default", "threads": args.threads,
-                           "repeat": args.repeat, "device": reader.device,
-                           "warm_cache": args.warm_cache},
+                           "repeat": args.repeat, "device": reader.device},
               "summary": summary, "misses": misses, "images": images}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
