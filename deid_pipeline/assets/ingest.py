@@ -2,6 +2,7 @@
 
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
+from deid_pipeline.assets.markdown import counts_table
 from deid_pipeline.partitions import ingest_days
 from deid_pipeline.policies import TRANSIENT_RETRY
 from deid_pipeline.resources import DataLake
@@ -28,7 +29,7 @@ def incoming_dicom(context: AssetExecutionContext, lake: DataLake) -> Materializ
                                   f"{lake.location(folder)}", allow_retries=False)
     manifest = build_manifest(folder)
     path = lake.write_table("incoming_dicom", context.partition_key, manifest)
-    modalities = manifest["modality"].fillna("(none)").value_counts().sort_index()
+    modalities = manifest["modality"].fillna("(none)").value_counts()
     return MaterializeResult(
         metadata={
             "files": len(manifest),
@@ -36,10 +37,7 @@ def incoming_dicom(context: AssetExecutionContext, lake: DataLake) -> Materializ
             "dicom_files": int((manifest["kind"] == "dicom").sum()),
             "slides": int((manifest["kind"] == "slide").sum()),
             "unreadable": int((~manifest["readable"]).sum()),
-            "modalities": MetadataValue.md(
-                "| modality | files |\n|---|---|\n"
-                + "\n".join(f"| {m} | {n} |" for m, n in modalities.items())
-            ),
+            "modalities": counts_table(modalities.to_dict(), "modality", "files"),
             "table": MetadataValue.path(lake.location(path)),
         }
     )

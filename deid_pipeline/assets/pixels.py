@@ -8,6 +8,7 @@ import shutil
 
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
+from deid_pipeline.assets.markdown import counts_table
 from deid_pipeline.assets.tags import deidentified_dicom
 from deid_pipeline.partitions import ingest_days
 from deid_pipeline.policies import GPU_POOL, GPU_TAGS
@@ -17,11 +18,6 @@ from deid_pipeline.resources import DataLake
 class PixelConfig(Config):
     device: str = "auto"  # "auto": CUDA when onnxruntime sees a GPU, else CPU
     redact_all_text: bool = False
-
-
-def _table(counts: dict[str, int], header: str) -> MetadataValue:
-    rows = "\n".join(f"| {k} | {v} |" for k, v in sorted(counts.items()))
-    return MetadataValue.md(f"| {header} | files |\n|---|---|\n{rows}")
 
 
 @asset(
@@ -61,7 +57,7 @@ def pixel_phi_findings(context: AssetExecutionContext, config: PixelConfig,
         "unreadable": len(report.failed),
         "seconds_per_file": round(report.seconds / max(report.files, 1), 3),
         "device": redactor.reader.device,
-        "reasons": _table(phi["reason"].value_counts().to_dict(), "reason"),
+        "reasons": counts_table(phi["reason"].value_counts().to_dict(), "reason", "PHI boxes"),
         "table": MetadataValue.path(lake.location(path)),
     })
 

@@ -5,6 +5,7 @@ import shutil
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
+from deid_pipeline.assets.markdown import counts_table
 from deid_pipeline.assets.metadata import dicom_metadata
 from deid_pipeline.partitions import ingest_days
 from deid_pipeline.resources import DataLake, PseudonymKey
@@ -47,9 +48,7 @@ def deidentified_dicom(context: AssetExecutionContext, lake: DataLake,
             "files": report.written,
             "quarantined": report.quarantined,
             "seconds_per_file": round(report.seconds / max(files, 1), 4),
-            "actions": MetadataValue.md(
-                "| action | elements |\n|---|---|\n"
-                + "\n".join(f"| {a} | {n} |" for a, n in sorted(report.actions.items()))),
+            "actions": counts_table(report.actions, "action", "elements"),
             "quarantine_reasons": MetadataValue.json(report.reasons),
             "output": MetadataValue.path(lake.location(out)),
         }

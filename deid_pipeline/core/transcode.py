@@ -33,7 +33,6 @@ quarantines such a file and goes on.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections import Counter
@@ -53,6 +52,7 @@ from pydicom.tag import Tag
 from deid_pipeline.core import codecs
 from deid_pipeline.core.atomic import write_atomically
 from deid_pipeline.core.discovery import FileKind, discover
+from deid_pipeline.core.quarantine import quarantine_copy
 from deid_pipeline.core.quiet import file_messages_muted
 
 LossyPolicy = Literal["same", "lossless"]
@@ -112,8 +112,6 @@ PIXEL_DATA_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 # Bytes per word of the VRs whose values pydicom keeps as raw bytes in the file's byte order.
 WORD_SIZES = {"OW": 2, "OL": 4, "OF": 4, "OD": 8, "OV": 8}
 REASON_MAX_CHARS = 300
-OWNER_ONLY_FILE = 0o600
-OWNER_ONLY_DIR = 0o700
 
 
 class CodecError(Exception):
@@ -451,14 +449,7 @@ def quarantine_reason(exc: Exception) -> str:
 
 
 def quarantine(path: Path, relpath: str, reason: str, quarantine_dir: Path) -> None:
-    """Copy the input (it may hold PHI) and its reason into an owner-only quarantine tree."""
+    """The input (it may hold PHI) and its reason, at its own relative path under
+    quarantine_dir (transcode inputs are already de-identified)."""
     target = quarantine_dir / relpath
-    target.parent.mkdir(parents=True, exist_ok=True, mode=OWNER_ONLY_DIR)
-    try:
-        write_atomically(target, lambda tmp: shutil.copyfile(path, tmp))
-        os.chmod(target, OWNER_ONLY_FILE)
-    except OSError:
-        pass  # unreadable input: the reason file still records it
-    reason_file = target.with_name(target.name + ".reason.txt")
-    write_atomically(reason_file, lambda tmp: tmp.write_text(f"{relpath}\t{reason}\n"))
-    os.chmod(reason_file, OWNER_ONLY_FILE)
+    quarantine_copy(path, target, target.with_name(target.name + ".reason.txt"), relpath, reason)

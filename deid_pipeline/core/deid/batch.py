@@ -12,7 +12,6 @@ import csv
 import hashlib
 import os
 import re
-import shutil
 import struct
 import time
 from collections.abc import Collection, Iterable
@@ -34,12 +33,11 @@ from deid_pipeline.core.deid.method import record_pixels_cleaned
 from deid_pipeline.core.discovery import FileKind, SourceFile, discover
 from deid_pipeline.core.pixels.phi import ages_of
 from deid_pipeline.core.pixels.stage import BoxFinding, PixelRedactor, PixelResult
+from deid_pipeline.core.quarantine import OWNER_ONLY_DIR, OWNER_ONLY_FILE, quarantine_copy
 from deid_pipeline.core.quiet import file_messages_muted
 from deid_pipeline.core.slides.aperio import SlideError
 from deid_pipeline.core.transcode import CodecError
 
-OWNER_ONLY_FILE = 0o600
-OWNER_ONLY_DIR = 0o700
 # pydicom reads values larger than this only when writing them out: pixel data streams from the
 # input to the output without being held per element.
 DEFER_SIZE = "256 KB"
@@ -218,18 +216,10 @@ def _deidentify_slide(source: SourceFile, engine: TagEngine, dst: Path,
 
 
 def quarantine(source: SourceFile, reason: str, work: WorkPaths) -> None:
-    """Copy the input (it still holds PHI) and its reason into the owner-only quarantine."""
-    work.quarantine.mkdir(parents=True, exist_ok=True, mode=OWNER_ONLY_DIR)
+    """Named by a digest of its relative path: input names can hold PHI."""
     digest = hashlib.sha256(source.relpath.encode()).hexdigest()[:20]
-    target = work.quarantine / f"{digest}.bin"
-    try:
-        write_atomically(target, lambda tmp: shutil.copyfile(source.path, tmp))
-        os.chmod(target, OWNER_ONLY_FILE)
-    except OSError:
-        pass  # unreadable input: the reason file below still records it
-    reason_file = work.quarantine / f"{digest}.reason.txt"
-    write_atomically(reason_file, lambda tmp: tmp.write_text(f"{source.relpath}\t{reason}\n"))
-    os.chmod(reason_file, OWNER_ONLY_FILE)
+    quarantine_copy(source.path, work.quarantine / f"{digest}.bin",
+                    work.quarantine / f"{digest}.reason.txt", source.relpath, reason)
 
 
 FILE_COLUMNS = ["source", "output", "transfer_syntax", "pixels_changed", "pixel_note"]
