@@ -25,11 +25,13 @@ from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-from deid_pipeline.core.atomic import write_atomically
+from deid_pipeline.core.atomic import remove_stale_temporaries, write_atomically, write_staged
+from deid_pipeline.core.deid.audit import AuditWriter
 from deid_pipeline.core.deid.engine import FileResult, TagEngine
 from deid_pipeline.core.deid.identifiers import gather
 from deid_pipeline.core.deid.leak_gate import LeakGate
 from deid_pipeline.core.deid.method import record_pixels_cleaned
+from deid_pipeline.core.deid.writer import write_dicom
 from deid_pipeline.core.discovery import FileKind, SourceFile, discover
 from deid_pipeline.core.pixels.phi import ages_of
 from deid_pipeline.core.pixels.stage import BoxFinding, PixelRedactor, PixelResult
@@ -87,6 +89,8 @@ class FileOutcome:
     result: FileResult | None = None
     syntax: str = ""  # the input's transfer syntax
     pixels: PixelResult | None = None
+    staged: Path | None = None  # the written output under a hidden temporary name
+    instance: str | None = None  # the output's SOP Instance UID: one file per instance
 
 
 @dataclass
@@ -150,7 +154,8 @@ def last_value_cut_short(ds: pydicom.Dataset, path: Path) -> bool:
 def deidentify_file(source: SourceFile, engine: TagEngine, dst: Path,
                     redactor: PixelRedactor | None = None) -> FileOutcome:
     """Pixels first (the pixel stage matches burned-in text against the original tag values),
-    then tags, then the leak gate on what was written."""
+    then tags, then the leak gate on what was written. A DICOM output is left staged (complete,
+    hidden): the batch makes it visible once it knows no earlier file claimed its SOP Instance UID."""
     with file_messages_muted():
         return _deidentify_file(source, engine, dst, redactor)
 
@@ -181,17 +186,22 @@ def _deidentify_file(source: SourceFile, engine: TagEngine, dst: Path,
         if outcome.pixels is not None:
             record_pixels_cleaned(ds)
         relpath = output_relpath(ds)
+        gate = LeakGate(known)
+        path_findings = gate.path_findings(relpath)
+        if path_findings:
+            raise QuarantineError("identifying value left: " + "; ".join(path_findings[:5]))
 
         def write_checked(tmp: Path) -> None:
-            # Judge what was written, read back, before the rename makes it visible.
-            ds.save_as(tmp, enforce_file_format=True)
-            written = pydicom.dcmread(tmp, stop_before_pixels=True)
-            findings = LeakGate(known).findings(written, relpath, outcome.result.generated)
-            if findings:
-                raise QuarantineError("identifying value left: " + "; ".join(findings[:5]))
+            # Judge what was written before anything makes it visible.
+            if gate.may_leak(write_dicom(ds, tmp), ds.get("SpecificCharacterSet")):
+                written = pydicom.dcmread(tmp, stop_before_pixels=True)
+                findings = gate.findings(written, relpath, outcome.result.generated)
+                if findings:
+                    raise QuarantineError("identifying value left: " + "; ".join(findings[:5]))
 
-        write_atomically(dst / relpath, write_checked)
+        outcome.staged = write_staged(dst / relpath, write_checked)
         outcome.output = relpath
+        outcome.instance = str(ds.SOPInstanceUID)
     # Every failure of one file is that file's quarantine reason; the batch goes on.
     except Exception as exc:  # noqa: BLE001
         outcome.reason = reason_for(exc)
@@ -266,72 +276,89 @@ def _work(args: tuple[SourceFile, Path]) -> FileOutcome:
     return deidentify_file(args[0], _worker[0], args[1], _worker[1])
 
 
-def later_duplicates(sources: Iterable[SourceFile]) -> set[str]:
-    """Relative paths of files whose SOP Instance UID an earlier file already has: written, the
-    second would replace the first in the output tree."""
-    seen, duplicates = set(), set()
-    for source in sources:
-        try:
-            sop = pydicom.dcmread(source.path, stop_before_pixels=True, force=True,
-                                  specific_tags=["SOPInstanceUID"]).get("SOPInstanceUID")
-        except Exception:  # noqa: BLE001 - unreadable files are judged when processed
-            continue
-        if sop and sop in seen:
-            duplicates.add(source.relpath)
-        seen.add(sop)
-    return duplicates
+DUPLICATE = "duplicate SOP Instance UID in this batch"
+# Files a worker process takes at a time: enough to keep the hand-over cheap, few enough that
+# the last chunks spread over the workers.
+CHUNK = 8
 
 
 def deidentify_tree(src: Path, dst: Path, work: Path, engine: TagEngine,
                     jobs: int = 1, redactor: PixelRedactor | None = None,
                     kinds: Collection[FileKind] | None = None) -> BatchReport:
     """De-identify every input under src (or those of the given kinds); with a redactor,
-    burned-in PHI too."""
+    burned-in PHI too.
+
+    Outputs become visible here, in input order, as the workers hand them over: the first file
+    with a SOP Instance UID is written, a later one with the same UID goes to quarantine. The
+    tables are written as the batch goes, so memory does not grow with the number of files."""
     started = time.perf_counter()
     paths = WorkPaths(Path(work))
     paths.root.mkdir(parents=True, exist_ok=True, mode=OWNER_ONLY_DIR)
     os.chmod(paths.root, OWNER_ONLY_DIR)  # it may exist already, made by someone else's umask
-    every_source = [s for s in discover(src) if kinds is None or s.kind in kinds]
-    duplicates = later_duplicates(every_source)
-    sources = [s for s in every_source if s.relpath not in duplicates]
-    if jobs > 1 and len(sources) > 1:
-        with ProcessPoolExecutor(jobs, initializer=_init_worker,
-                                 initargs=(engine, redactor)) as pool:
-            outcomes = list(pool.map(_work, [(s, dst) for s in sources], chunksize=16))
-    else:
-        outcomes = [deidentify_file(s, engine, dst, redactor) for s in sources]
+    remove_stale_temporaries(dst)  # a killed run's staged files, never visible
+    sources = [s for s in discover(src) if kinds is None or s.kind in kinds]
+    tally = _Tally(paths)
+    with AuditWriter(paths.audit) as audit:
+        if jobs > 1 and len(sources) > 1:
+            with ProcessPoolExecutor(jobs, initializer=_init_worker,
+                                     initargs=(engine, redactor)) as pool:
+                outcomes = pool.map(_work, [(s, dst) for s in sources], chunksize=CHUNK)
+                for source, outcome in zip(sources, outcomes, strict=True):
+                    tally.add(source, outcome, dst, audit)
+        else:
+            for source in sources:
+                tally.add(source, deidentify_file(source, engine, dst, redactor), dst, audit)
+        actions = dict(audit.actions)
+    tally.write()
+    return BatchReport(written=tally.written, quarantined=sum(tally.reasons.values()),
+                       seconds=time.perf_counter() - started, work=paths, reasons=tally.reasons,
+                       actions=actions)
 
-    uid_pairs, patid_pairs, audit_rows, reasons = [], [], [], {}
-    file_rows, box_rows = [], []
-    written = 0
-    outcomes += [FileOutcome(s.relpath, reason="duplicate SOP Instance UID in this batch")
-                 for s in every_source if s.relpath in duplicates]
-    sources += [s for s in every_source if s.relpath in duplicates]
-    for source, outcome in zip(sources, outcomes, strict=True):
+
+class _Tally:
+    """What the batch keeps of each outcome: mapping pairs (a few per file, deduplicated), file
+    and pixel rows, quarantine reasons."""
+
+    def __init__(self, paths: WorkPaths) -> None:
+        self.paths = paths
+        self.instances: set[str] = set()
+        self.uid_pairs: set[tuple[str, str]] = set()
+        self.patid_pairs: set[tuple[str, str]] = set()
+        self.file_rows: list[dict] = []
+        self.box_rows: list[dict] = []
+        self.reasons: dict[str, int] = {}
+        self.written = 0
+
+    def add(self, source: SourceFile, outcome: FileOutcome, dst: Path,
+            audit: AuditWriter) -> None:
+        if outcome.reason is None and outcome.instance is not None:
+            if outcome.instance in self.instances:
+                outcome.staged.unlink(missing_ok=True)
+                outcome.reason = DUPLICATE
+            else:
+                self.instances.add(outcome.instance)
         if outcome.reason is not None:
-            reasons[outcome.reason] = reasons.get(outcome.reason, 0) + 1
-            quarantine(source, outcome.reason, paths)
-            continue
-        written += 1
+            self.reasons[outcome.reason] = self.reasons.get(outcome.reason, 0) + 1
+            quarantine(source, outcome.reason, self.paths)
+            return
+        if outcome.staged is not None:
+            os.replace(outcome.staged, dst / outcome.output)
+        self.written += 1
         result = outcome.result
-        uid_pairs.extend(result.uid_map.items())
+        self.uid_pairs.update(result.uid_map.items())
         if result.patient_id:
-            patid_pairs.append(result.patient_id)
-        # vars, not asdict: the rows are flat, and asdict deep-copies every field of every row.
-        audit_rows.extend({"file": outcome.output, **vars(row)} for row in result.audit)
+            self.patid_pairs.add(result.patient_id)
+        audit.add(outcome.output, result.audit)
         pixels = outcome.pixels
-        file_rows.append({"source": source.relpath, "output": outcome.output,
-                          "transfer_syntax": outcome.syntax,
-                          "pixels_changed": bool(pixels and pixels.changed),
-                          "pixel_note": pixels.note if pixels else None})
-        box_rows.extend(finding_row(outcome.output, f) for f in (pixels.findings if pixels else ()))
+        self.file_rows.append({"source": source.relpath, "output": outcome.output,
+                               "transfer_syntax": outcome.syntax,
+                               "pixels_changed": bool(pixels and pixels.changed),
+                               "pixel_note": pixels.note if pixels else None})
+        self.box_rows.extend(finding_row(outcome.output, f)
+                             for f in (pixels.findings if pixels else ()))
 
-    write_mapping(paths.uid_mapping, uid_pairs)
-    write_mapping(paths.patid_mapping, patid_pairs)
-    audit = pd.DataFrame(audit_rows, columns=["file", "path", "tag", "keyword", "action", "rule"])
-    write_atomically(paths.audit, lambda tmp: audit.to_parquet(tmp, index=False))
-    write_table(paths.files, pd.DataFrame(file_rows, columns=FILE_COLUMNS))
-    write_table(paths.pixel_findings, pd.DataFrame(box_rows, columns=FINDING_COLUMNS))
-    return BatchReport(written=written, quarantined=sum(reasons.values()),
-                       seconds=time.perf_counter() - started, work=paths, reasons=reasons,
-                       actions={str(k): int(v) for k, v in audit["action"].value_counts().items()})
+    def write(self) -> None:
+        write_mapping(self.paths.uid_mapping, self.uid_pairs)
+        write_mapping(self.paths.patid_mapping, self.patid_pairs)
+        write_table(self.paths.files, pd.DataFrame(self.file_rows, columns=FILE_COLUMNS))
+        write_table(self.paths.pixel_findings, pd.DataFrame(self.box_rows, columns=FINDING_COLUMNS))

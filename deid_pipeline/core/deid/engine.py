@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache, lru_cache
+from functools import cache, cached_property, lru_cache
 from importlib import resources
+from typing import NamedTuple
 
 import yaml
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
@@ -22,8 +23,9 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 
 from deid_pipeline.core.deid import method
-from deid_pipeline.core.deid.free_text import SpanFinder, clean_text
+from deid_pipeline.core.deid.free_text import SpanFinder, clean_text, known_phrases
 from deid_pipeline.core.deid.identifiers import IdentifyingValues, gather
+from deid_pipeline.core.deid.raw_text import ascii_element, ascii_values
 from deid_pipeline.core.policy.annex_e import (
     AnnexEProfile,
     attribute_type,
@@ -63,8 +65,9 @@ class Decision:
     days: int | None = None
 
 
-@dataclass
-class AuditRow:
+class AuditRow(NamedTuple):
+    """One element's fate. A tuple: a file has a couple of hundred, a batch millions."""
+
     path: str
     tag: str
     keyword: str
@@ -225,6 +228,11 @@ class _FileContext:
     sex: str | None
     offset_days: int
 
+    @cached_property
+    def phrases(self) -> set[str]:
+        """What the free-text cleaner looks for, the same for every text of the file."""
+        return known_phrases(self.known)
+
     def walk(self, ds: Dataset, prefix: str) -> None:
         surviving_blocks: set[tuple[int, int]] = set()
         creators: list[int] = []
@@ -266,8 +274,8 @@ class _FileContext:
             return False
         if action == "keep" and vr != "SQ":
             return True
-        elem = ds[tag]
         if vr == "SQ":
+            elem = ds[tag]
             if action in ("remove", "dummy"):
                 elem.value = Sequence()
             elif action in ("keep", "clean", "hashID"):
@@ -277,21 +285,39 @@ class _FileContext:
                 del ds[tag]
                 return False
             return True
-        transform = self.transform_for(action, elem.VR, decision)
+        transform = self.transform_for(action, vr, decision)
         if transform is None:
             del ds[tag]
             return False
+        raw = ds.get_item(tag, keep_deferred=True)
+        values = ascii_values(raw, vr)
+        if values is not None:
+            new = self._transformed(values, transform, vr)
+            replacement = ascii_element(raw, vr, new)
+            if replacement is not None:
+                ds[tag] = replacement
+                return True
+        elem = ds[tag]
+        if elem.VR != vr:  # an ambiguous dictionary VR ("US or SS") settled by decoding
+            transform = self.transform_for(action, elem.VR, decision)
+            if transform is None:
+                del ds[tag]
+                return False
         values = elem.value if isinstance(elem.value, MultiValue | list) else [elem.value]
+        new = self._transformed([v for v in values if v not in (None, "")], transform, elem.VR)
+        elem.value = new[0] if len(new) == 1 else (new or ("" if elem.VR not in NUMERIC_VRS else None))
+        return True
+
+    def _transformed(self, values: list, transform: Callable, vr: str) -> list:
         try:
-            new = [transform(v) for v in values if v not in (None, "")]
+            new = [transform(v) for v in values]
         # A value the action cannot parse (a malformed date, say) is emptied, never passed on.
         except (ValueError, TypeError, OverflowError):
             new = []
-        if elem.VR == "UI":
+        if vr == "UI":
             self.result.uid_map.update(
                 (str(o), str(n)) for o, n in zip(values, new, strict=False) if o != n)
-        elem.value = new[0] if len(new) == 1 else (new or ("" if elem.VR not in NUMERIC_VRS else None))
-        return True
+        return new
 
     def transform_for(self, action: str, vr: str, decision: Decision) -> Callable | None:
         p = self.engine.pseudonymizer
@@ -317,7 +343,7 @@ class _FileContext:
                 return lambda v: shift_datetime(str(v), days)
             if action == "clean" and vr in TEXT_VRS:
                 finders = self.engine.span_finders()
-                return lambda v: clean_text(str(v), self.known, finders)
+                return lambda v: clean_text(str(v), self.known, finders, self.phrases)
             if action == "clean" and vr == "PN":
                 return lambda v: self.engine.fake_name(str(v), self.sex, "PN")
             # Times, ages and other values carry no date to move: kept as they are.

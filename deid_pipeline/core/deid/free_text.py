@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from faker.providers.person.en_US import Provider as UsNames
 
@@ -56,6 +56,10 @@ GIVEN_AND_FAMILY_NAME = re.compile(
 NAME_PATTERNS = (CUED_NAME, GIVEN_AND_FAMILY_NAME)
 
 
+def known_phrases(known: IdentifyingValues) -> set[str]:
+    return known.phrases() | known.initials
+
+
 def literal_spans(text: str, phrases: Iterable[str]) -> list[Span]:
     """Every place a phrase occurs in `text` as a whole word, case-insensitively. Plain string
     search: a file's phrases differ from the next file's, and compiling them into a pattern
@@ -92,9 +96,11 @@ def merge(spans: Iterable[Span]) -> list[Span]:
 
 
 def clean_text(text: str, known: IdentifyingValues,
-               extra_spans: Iterable[SpanFinder] = ()) -> str:
-    """`text` with every PHI span removed and the whitespace left behind tidied."""
-    spans = literal_spans(text, known.phrases() | known.initials)
+               extra_spans: Iterable[SpanFinder] = (),
+               phrases: Collection[str] | None = None) -> str:
+    """`text` with every PHI span removed and the whitespace left behind tidied. `phrases`:
+    `known`'s phrases and initials, when the caller cleans many texts of one file."""
+    spans = literal_spans(text, phrases if phrases is not None else known_phrases(known))
     spans += pattern_spans(text)
     for finder in extra_spans:
         spans += list(finder(text))

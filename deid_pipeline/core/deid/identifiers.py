@@ -11,8 +11,10 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from pydicom.datadict import dictionary_has_tag, dictionary_VR, tag_for_keyword
+from pydicom.datadict import dictionary_has_tag, dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
+
+from deid_pipeline.core.deid.raw_text import ascii_values
 
 # Free-text and coded IDs that identify a patient, a visit or an order.
 ID_KEYWORDS = frozenset({
@@ -126,23 +128,32 @@ def gather(ds: Dataset, found: IdentifyingValues | None = None) -> IdentifyingVa
         vr = raw.VR or (dictionary_VR(tag) if dictionary_has_tag(tag) else ds[tag].VR)
         if vr not in _GATHERED_VRS and tag not in _GATHERED_TAGS:
             continue
-        elem = ds[tag]
-        if elem.VR == "SQ":
-            for item in elem.value or ():
+        if vr == "SQ":
+            for item in ds[tag].value or ():
                 gather(item, found)
             continue
-        if elem.value in (None, "", b""):
-            continue
-        values = elem.value if elem.VM > 1 else [elem.value]
-        if elem.VR == "PN":
+        values = ascii_values(raw, vr)
+        if values is None:
+            elem = ds[tag]
+            vr = elem.VR
+            if elem.value in (None, "", b""):
+                continue
+            values = [str(v) for v in (elem.value if elem.VM > 1 else [elem.value])]
+        keyword = _keyword(tag)
+        if vr == "PN":
             for value in values:
-                add_person_name(found, str(value))
-        elif elem.VR == "DA":
-            found.dates |= {d for d in (parse_da(str(v)) for v in values) if d}
-        elif elem.VR == "DT":
-            found.dates |= {d for d in (parse_da(str(v)[:8]) for v in values) if d}
-        elif elem.keyword in ID_KEYWORDS:
-            found.ids |= {str(v).strip().upper() for v in values if len(str(v).strip()) >= 2}
-        elif elem.keyword in PLACE_KEYWORDS:
-            found.places |= {str(v).strip().upper() for v in values if len(str(v).strip()) >= 3}
+                add_person_name(found, value)
+        elif vr == "DA":
+            found.dates |= {d for d in (parse_da(v) for v in values) if d}
+        elif vr == "DT":
+            found.dates |= {d for d in (parse_da(v[:8]) for v in values) if d}
+        elif keyword in ID_KEYWORDS:
+            found.ids |= {v.strip().upper() for v in values if len(v.strip()) >= 2}
+        elif keyword in PLACE_KEYWORDS:
+            found.places |= {v.strip().upper() for v in values if len(v.strip()) >= 3}
     return found
+
+
+@lru_cache(maxsize=None)
+def _keyword(tag: int) -> str:
+    return keyword_for_tag(tag) or ""

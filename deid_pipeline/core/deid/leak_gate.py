@@ -1,24 +1,35 @@
 """The last check before an output becomes visible: does any identifying value of the original
 file survive anywhere in the written dataset (any depth, private blocks, file meta) or its path?
 
-Findings name the element and the kind of value, never the value itself.
+Two steps: a screen of the bytes written (everything but the pixel data value) for any of the
+values, then, only where the screen hits, a reading of the written file element by element that
+says where and judges the hit (a generated fake name may share a word with the original by
+chance; a date element's date is the policy's business). Findings name the element and the kind
+of value, never the value itself.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterator
+from functools import cached_property
 
+from pydicom.charset import convert_encodings
 from pydicom.dataset import Dataset
 
 from deid_pipeline.core.deid.identifiers import IdentifyingValues
 
-# Shorter name parts ("LI", "NG") occur inside ordinary words and codes too often to judge.
+# Shorter Latin name parts ("LI", "NG") occur inside ordinary words and codes too often to judge.
 MIN_NAME_PART = 3
 MIN_ID = 4
 # Dates in date-valued elements are the policy's business (shifted, or kept by a retain-dates
 # option); the gate looks for dates where they do not belong: in text.
 DATE_VRS = frozenset({"DA", "DT", "TM"})
+
+
+def _ideographic(part: str) -> bool:
+    """Two characters of Chinese, Japanese or Korean make a whole name part."""
+    return len(part) >= 2 and all(ord(c) >= 0x2E80 for c in part)
 
 
 def _pattern(phrases: set[str]) -> re.Pattern[str] | None:
@@ -31,19 +42,47 @@ def _pattern(phrases: set[str]) -> re.Pattern[str] | None:
 
 class LeakGate:
     def __init__(self, original: IdentifyingValues) -> None:
-        self.patterns = {
-            "name": _pattern({p for p in original.name_parts if len(p) >= MIN_NAME_PART}),
-            "identifier": _pattern({i for i in original.ids if len(i) >= MIN_ID}),
-            "place or contact": _pattern({p for p in original.places if len(p) >= MIN_ID}),
-            "date": _pattern(original.date_renderings()),
+        phrases = {
+            "name": {p for p in original.name_parts if len(p) >= MIN_NAME_PART or _ideographic(p)},
+            "identifier": {i for i in original.ids if len(i) >= MIN_ID},
+            "place or contact": {p for p in original.places if len(p) >= MIN_ID},
+            "date": original.date_renderings(),
         }
+        self._phrases = phrases
+        self._screen = {value for values in phrases.values() for value in values}
+        self._ascii = all(value.isascii() for value in self._screen)
+
+    def may_leak(self, written: bytes | None, character_set: str | list[str] | None = None) -> bool:
+        """False when none of the values occurs in `written` (the output's bytes but its pixel
+        data value, its values encoded in `character_set`): nothing to judge. True sends the
+        output to `findings`."""
+        if written is None:
+            return True
+        codecs = convert_encodings(character_set or "ISO_IR 6")
+        if len(codecs) > 1 and not self._ascii:
+            return True  # ISO 2022 code extensions switch codecs mid-value: read element-wise
+        # Decoding binary values too is harmless: they can only add hits for `findings` to judge.
+        text = written.decode(codecs[0] if len(codecs) == 1 else "latin-1", "replace").upper()
+        # str.find per value is a C-speed search; one regex alternation of all values is not.
+        return any(value in text for value in self._screen)
+
+    @cached_property
+    def patterns(self) -> dict[str, re.Pattern[str] | None]:
+        """Compiled only for an output the screen could not clear: a file's dates alone have
+        a few hundred renderings."""
+        return {kind: _pattern(values) for kind, values in self._phrases.items()}
+
+    def path_findings(self, output_relpath: str) -> list[str]:
+        if not self.may_leak(output_relpath.encode(), "ISO_IR 192"):
+            return []
+        return [f"{kind} in the output path" for kind, pattern in self.patterns.items()
+                if pattern and pattern.search(output_relpath.upper())]
 
     def findings(self, ds: Dataset, output_relpath: str,
                  generated: Collection[str] = ()) -> list[str]:
         """'kind in place' for every identifying value found. `generated`: paths of elements
         whose whole value the engine wrote; a word they share with the original is chance."""
-        found = [f"{kind} in the output path" for kind, pattern in self.patterns.items()
-                 if pattern and pattern.search(output_relpath.upper())]
+        found = self.path_findings(output_relpath)
         meta = getattr(ds, "file_meta", None)
         sources = [("file meta", meta)] if meta is not None else []
         for label, dataset in sources + [("", ds)]:

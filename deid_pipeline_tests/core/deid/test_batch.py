@@ -210,3 +210,43 @@ def test_engine_and_redactor_cross_to_spawned_workers():
     engine = pickle.loads(pickle.dumps(TagEngine(load_policy(), Pseudonymizer(b"k"))))
     assert engine.profile.action_for(0x00100010, ()) == "Z"
     assert pickle.loads(pickle.dumps(PixelRedactor()))._reader is None
+
+
+def test_a_truncated_copy_found_first_leaves_the_instance_to_the_intact_one(tmp_path):
+    """Duplicates are settled by what was written: a copy that fails does not claim its UID."""
+    src, dst, work = tmp_path / "in", tmp_path / "out", tmp_path / "work"
+    whole = write(realistic_image(sop_uid="1.2.826.0.1.3680043.9.7001.3.90", pixels=(64, 64)),
+                  src / "b_whole.dcm").read_bytes()
+    (src / "a_cut.dcm").write_bytes(whole[: len(whole) - 4000])
+
+    report = deidentify_tree(src, dst, work, make_engine(), jobs=1)
+
+    assert (report.written, report.quarantined) == (1, 1)
+    assert "truncated" in next(iter(report.reasons))
+
+
+def test_a_killed_runs_hidden_leftovers_are_cleared_and_never_visible(clean_run, tmp_path):
+    dst = tmp_path / "out"
+    leftover = dst / "some" / ".1.2.3.dcm.abcd.tmp"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"half a file")
+
+    deidentify_tree(clean_run["src"], dst, tmp_path / "work", make_engine(), jobs=1)
+
+    assert not leftover.exists()
+    assert not list(dst.rglob(".*"))
+    assert tree_bytes(dst) == tree_bytes(clean_run["dst"])
+
+
+def test_audit_is_written_in_row_groups_as_the_batch_goes(clean_run, tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from deid_pipeline.core.deid import audit
+
+    monkeypatch.setattr(audit, "ROWS_PER_GROUP", 50)
+    deidentify_tree(clean_run["src"], tmp_path / "out", tmp_path / "work", make_engine(), jobs=1)
+
+    grouped = pq.ParquetFile(tmp_path / "work" / "audit.parquet")
+    assert grouped.num_row_groups > 1
+    assert grouped.read().to_pandas().astype(str).equals(
+        pd.read_parquet(clean_run["work"] / "audit.parquet").astype(str))
