@@ -1,9 +1,14 @@
-"""The MIDI-B scoring workbook: Scoring, Actions, Categories, one detail sheet per check kind and a
-Discrepancies sheet, readable as it opens (frozen headers, fitted widths, pass/fail colours)."""
+"""Workbooks readable as they open (frozen headers, fitted widths, pass/fail colours): the MIDI-B
+scoring workbook (Scoring, Actions, Categories, one detail sheet per check kind, Discrepancies) and
+any set of report tables."""
 
 from __future__ import annotations
 
+import io
+import re
+from collections.abc import Mapping
 from pathlib import Path
+from zipfile import ZIP_DEFLATED, ZipFile, ZipInfo
 
 import pandas as pd
 from openpyxl import Workbook
@@ -18,8 +23,21 @@ PASS_FILL = PatternFill("solid", start_color="C6EFCE")
 FAIL_FILL = PatternFill("solid", start_color="FFC7CE")
 HEADER_FONT = Font(bold=True)
 MAX_WIDTH = 60
+# Clock readings a workbook would carry (document dates, zip entry times), fixed so that the same
+# tables give the same bytes: a re-materialized partition leaves its reports unchanged.
+FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+FIXED_DATE = b"1980-01-01T00:00:00Z"
+DOCUMENT_DATE = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+CORE_PROPERTIES = "docProps/core.xml"
 DETAIL_COLUMNS = ["check_passed", "tag", "tag_name", "answer_value", "file_value", "action_text",
                   "modality", "patient", "instance"]
+
+
+def _cell(value: object) -> object:
+    """A value openpyxl writes as Excel reads it: numpy scalars as Python ones, missing as empty."""
+    if pd.isna(value):
+        return None
+    return value.item() if hasattr(value, "item") else value
 
 
 def _sheet(book: Workbook, title: str, frame: pd.DataFrame, passed_column: str | None = None) -> Worksheet:
@@ -28,7 +46,7 @@ def _sheet(book: Workbook, title: str, frame: pd.DataFrame, passed_column: str |
     for cell in sheet[1]:
         cell.font = HEADER_FONT
     for row in frame.itertuples(index=False):
-        sheet.append([v.item() if hasattr(v, "item") else v for v in row])
+        sheet.append([_cell(v) for v in row])
     sheet.freeze_panes = "A2"
     for index, column in enumerate(frame.columns, 1):
         values = [str(column)] + [str(v) for v in frame[column].head(500)]
@@ -62,14 +80,34 @@ def categories_table(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_workbook(results: pd.DataFrame, path: Path) -> None:
+    sheets = {"Scoring": scoring(results), "Actions": actions_table(results),
+              "Categories": categories_table(results)}
+    for action, rows in results.groupby("action"):
+        sheets[action.strip("<>")] = rows[DETAIL_COLUMNS]
+    sheets["Discrepancies"] = results.loc[~results["check_passed"], ["action"] + DETAIL_COLUMNS]
+    write_sheets(sheets, path, passed_column="check_passed")
+
+
+def write_sheets(sheets: Mapping[str, pd.DataFrame], path: Path,
+                 passed_column: str | None = None) -> None:
+    """One sheet per frame, in order; cells of `passed_column`, where a sheet has it, coloured."""
     book = Workbook()
     book.remove(book.active)
-    score = scoring(results)
-    _sheet(book, "Scoring", score)
-    _sheet(book, "Actions", actions_table(results))
-    _sheet(book, "Categories", categories_table(results))
-    for action, rows in results.groupby("action"):
-        _sheet(book, action.strip("<>"), rows[DETAIL_COLUMNS], "check_passed")
-    _sheet(book, "Discrepancies", results.loc[~results["check_passed"],
-                                              ["action"] + DETAIL_COLUMNS], "check_passed")
-    write_atomically(Path(path), lambda tmp: book.save(tmp))
+    for title, frame in sheets.items():
+        _sheet(book, title, frame, passed_column)
+    saved = io.BytesIO()
+    book.save(saved)
+    write_atomically(Path(path), lambda tmp: tmp.write_bytes(_without_clock(saved.getvalue())))
+
+
+def _without_clock(xlsx: bytes) -> bytes:
+    out = io.BytesIO()
+    with ZipFile(io.BytesIO(xlsx)) as source, ZipFile(out, "w", ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == CORE_PROPERTIES:
+                data = DOCUMENT_DATE.sub(FIXED_DATE, data)
+            entry = ZipInfo(info.filename, FIXED_ZIP_TIME)
+            entry.compress_type = ZIP_DEFLATED
+            target.writestr(entry, data)
+    return out.getvalue()

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,9 @@ PASS_WHEN_MISSING = frozenset({"text_removed", "date_shifted", "uid_changed", "p
 RESULT_COLUMNS = ("check_passed", "check_score", "action", "action_text", "file_value",
                   "answer_value", "tag", "tag_ds", "tag_name", "modality", "class", "patient",
                   "study", "series", "instance")
+# Fixed column types, so that a day without checks writes a table of the same schema as the others.
+RESULT_TYPES = {"check_passed": "bool", "check_score": "int64",
+                **{column: "str" for column in RESULT_COLUMNS[2:]}}
 # Markers OCR may still read in a hidden box without anything identifying being left.
 IGNORED_IN_PIXELS = re.compile(r"\bdob\s*:?|\[\s*[mfo]\s*\]", re.IGNORECASE)
 STEP = re.compile(
@@ -187,9 +190,7 @@ class MidibValidator:
         raise ValueError(f"unknown check {check.action!r}")
 
     def results(self, output_root: Path) -> pd.DataFrame:
-        index = self.index_outputs(output_root)
-        rows = list(self._rows(index))
-        return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+        return results_frame(self._rows(self.index_outputs(output_root)))
 
     def _rows(self, index: dict[str, Path]) -> Iterator[dict]:
         by_instance: dict[str, list[AnswerCheck]] = {}
@@ -212,6 +213,11 @@ class MidibValidator:
                     "patient": check.patient, "study": check.study, "series": check.series,
                     "instance": instance,
                 }
+
+
+def results_frame(rows: Iterable[dict]) -> pd.DataFrame:
+    """Check results in RESULT_COLUMNS with RESULT_TYPES; no rows give an empty table."""
+    return pd.DataFrame(list(rows), columns=list(RESULT_COLUMNS)).astype(RESULT_TYPES)
 
 
 def scoring(results: pd.DataFrame) -> pd.DataFrame:
