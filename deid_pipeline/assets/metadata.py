@@ -1,4 +1,5 @@
-"""Stage 2: every element of every file, as a table."""
+"""Stage 2: every element of every file, as a table; and the same table of the de-identified
+files, for the data checks and the dbt marts to compare."""
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
@@ -21,20 +22,15 @@ from deid_pipeline.resources import DataLake
     ),
 )
 def dicom_metadata(context: AssetExecutionContext, lake: DataLake) -> MaterializeResult:
-    from deid_pipeline.core.metadata import metadata_frame, read_element_rows
     from deid_pipeline.core.slides.aperio import SlideError
     from deid_pipeline.core.slides.metadata import slide_metadata, slide_metadata_frame
+    from deid_pipeline.core.tree_metadata import tree_metadata
 
     manifest = lake.read_table("incoming_dicom", context.partition_key)
     folder = lake.stage_incoming(context.partition_key)
-    rows, failed = [], 0
-    for relpath in manifest.loc[manifest["readable"] & (manifest["kind"] == "dicom"), "relpath"]:
-        try:
-            rows.extend(read_element_rows(folder / relpath, relpath))
-        # The deid stage quarantines such a file with its reason; here it is only counted.
-        except Exception:  # noqa: BLE001
-            failed += 1
-    frame = metadata_frame(rows)
+    dicom = manifest.loc[manifest["readable"] & (manifest["kind"] == "dicom"), "relpath"]
+    read = tree_metadata(folder, dicom)
+    frame, failed = read.frame, read.unparsable
     path = lake.write_table("dicom_metadata", context.partition_key, frame)
     slide_rows = []
     for relpath in manifest.loc[manifest["kind"] == "slide", "relpath"]:
@@ -54,5 +50,38 @@ def dicom_metadata(context: AssetExecutionContext, lake: DataLake) -> Materializ
             "slides": len({row.file for row in slide_rows}),
             "table": MetadataValue.path(lake.location(path)),
             "slide_table": MetadataValue.path(lake.location(slides)),
+        }
+    )
+
+
+@asset(
+    deps=["deidentified_dicom"],  # by key: assets.tags imports this module
+    partitions_def=ingest_days,
+    group_name="deidentify",
+    kinds={"dicom", "parquet", "duckdb"},
+    owners=["team:imaging-data"],
+    description=(
+        "One row per DICOM element of every tag-de-identified file, flattened as dicom_metadata "
+        "is; `file` is the pseudonymous output path. What the dbt marts compare with the "
+        "incoming metadata."
+    ),
+)
+def deidentified_metadata(context: AssetExecutionContext, lake: DataLake) -> MaterializeResult:
+    import pandas as pd
+
+    from deid_pipeline.core.deid.batch import WorkPaths
+    from deid_pipeline.core.tree_metadata import tree_metadata
+
+    day = context.partition_key
+    written = pd.read_parquet(lake.stage(WorkPaths(lake.work(day)).files))["output"]
+    read = tree_metadata(lake.stage(lake.deidentified(day)), written)
+    path = lake.write_table("deidentified_metadata", day, read.frame)
+    return MaterializeResult(
+        metadata={
+            "files": int(read.frame["file"].nunique()),
+            "elements": len(read.frame),
+            "unparsable_files": read.unparsable,
+            "private_elements": int(read.frame["private_creator"].notna().sum()),
+            "table": MetadataValue.path(lake.location(path)),
         }
     )
