@@ -9,6 +9,10 @@ from deid_pipeline.partitions import ingest_days
 from deid_pipeline.resources import DataLake, PseudonymKey
 
 
+# The slides' mapping, audit and quarantine: a folder of the partition's work folder.
+SLIDES_WORK = "slides"
+
+
 @asset(
     deps=[dicom_metadata],
     partitions_def=ingest_days,
@@ -30,7 +34,7 @@ def deidentified_slides(context: AssetExecutionContext, lake: DataLake,
     from deid_pipeline.core.policy.rules import load_policy
 
     day = context.partition_key
-    out, work = lake.root_path / "deidentified_slides" / day, lake.work(day) / "slides"
+    out, work = lake.root_path / "deidentified_slides" / day, lake.work(day) / SLIDES_WORK
     shutil.rmtree(out, ignore_errors=True)  # derived data: nothing of an earlier run lingers
     shutil.rmtree(work, ignore_errors=True)
     policy = load_policy()

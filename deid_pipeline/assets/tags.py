@@ -7,6 +7,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from deid_pipeline.assets.markdown import counts_table
 from deid_pipeline.assets.metadata import dicom_metadata
+from deid_pipeline.assets.slides import SLIDES_WORK
 from deid_pipeline.partitions import ingest_days
 from deid_pipeline.resources import DataLake, PseudonymKey
 
@@ -33,8 +34,11 @@ def deidentified_dicom(context: AssetExecutionContext, lake: DataLake,
     day = context.partition_key
     out, work = lake.deidentified(day), lake.work(day)
     # Derived data only: a re-run starts clean so that no output of an earlier run lingers.
+    # The slide branch keeps its own work folder inside the partition's: not this step's to clear.
     shutil.rmtree(out, ignore_errors=True)
-    shutil.rmtree(work, ignore_errors=True)
+    for entry in work.iterdir() if work.is_dir() else ():
+        if entry.name != SLIDES_WORK:
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     policy = load_policy()
     engine = TagEngine(policy, pseudonym_key.pseudonymizer(policy))
     # Slides have their own asset; anything that is not a slide is tried as DICOM.
