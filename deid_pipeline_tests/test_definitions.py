@@ -79,3 +79,25 @@ def test_transcoded_dicom_archives_the_partition_in_one_syntax(tmp_path, deid_se
     ds = pydicom.dcmread(output)
     assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.90"
     assert (ds.pixel_array == source.pixel_array).all()
+
+
+def test_a_tag_rerun_clears_its_own_work_but_not_the_slide_branchs(tmp_path, deid_secret):
+    from deid_pipeline.assets.ingest import incoming_dicom
+    from deid_pipeline.assets.metadata import dicom_metadata
+    from deid_pipeline.assets.tags import deidentified_dicom
+
+    write(ct_with_nested_and_private(), tmp_path / "incoming" / DAY / "1.dcm")
+    lake = DataLake(root=str(tmp_path))
+    slide_mapping = lake.work(DAY) / "slides" / "patid_mapping.csv"
+    stale = lake.work(DAY) / "quarantine" / "stale.reason.txt"
+    for path in (slide_mapping, stale):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("from an earlier run")
+
+    result = materialize([incoming_dicom, dicom_metadata, deidentified_dicom], partition_key=DAY,
+                         resources={"lake": lake, "pseudonym_key": PseudonymKey()})
+
+    assert result.success
+    assert slide_mapping.read_text() == "from an earlier run"
+    assert not stale.exists()
+    assert (lake.work(DAY) / "uid_mapping.csv").exists()
