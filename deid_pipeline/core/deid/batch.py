@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import multiprocessing
 import os
 import re
 import struct
@@ -300,7 +301,10 @@ def deidentify_tree(src: Path, dst: Path, work: Path, engine: TagEngine,
     tally = _Tally(paths)
     with AuditWriter(paths.audit) as audit:
         if jobs > 1 and len(sources) > 1:
-            with ProcessPoolExecutor(jobs, initializer=_init_worker,
+            # forkserver, not fork: a Dagster step runs threads, and a fork can copy a lock
+            # one of them holds.
+            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("forkserver"),
+                                     initializer=_init_worker,
                                      initargs=(engine, redactor)) as pool:
                 outcomes = pool.map(_work, [(s, dst) for s in sources], chunksize=CHUNK)
                 for source, outcome in zip(sources, outcomes, strict=True):
