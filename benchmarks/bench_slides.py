@@ -12,14 +12,15 @@ takes about as long as writing it), then, `--repeat` times each, alternately:
 * **read/write copy**: the slide read and written in 16 MiB chunks by Python, the floor for any
   program that handles the bytes itself;
 * **deid**: `deidentify_slide` with the packaged policy, in a child process, including its
-  verification with OpenSlide; the child's peak RSS comes from
-  `resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`, its RSS before de-identifying (imports,
-  policy) from its own `getrusage` at that point.
+  verification with OpenSlide; the child's peak RSS is its own `getrusage(RUSAGE_SELF)
+  .ru_maxrss` at the end, its RSS before de-identifying (imports, policy) the same at that point.
 
 Before each, the slide's pages are evicted from the page cache (`posix_fadvise DONTNEED`, this
 file only), so both read from disk. Each is timed twice: when the call returns (output in the
-page cache) and after an fsync of the output (output on disk); the best run of each is reported.
-MB/s are 10^6 bytes of input per second. Writes benchmarks/results/bench_slides.json.
+page cache) and after an fsync of the output (output on disk); the best and the median run of
+each are reported, with the median CPU time (user and system, until the call returns), steadier
+than wall-clock time on a busy machine. MB/s are 10^6 bytes of input per second. Writes
+benchmarks/results/bench_slides.json.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import os
 import platform
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -76,10 +78,9 @@ def main() -> None:
         print(f"run {run + 1}: " + ", ".join(
             f"{name} {runs[-1]['seconds']:.2f} s ({runs[-1]['durable_seconds']:.2f} s with fsync)"
             for name, runs in (("copy", copies), ("read/write", chunked), ("deid", deids))))
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-
     result = {
         "slide_bytes": size,
+        "tiles": tile_count(slide),
         "level0": deids[0]["level0"],
         "levels": LEVELS,
         "tile": TILE,
@@ -87,11 +88,15 @@ def main() -> None:
         "label_mode": args.label,
         "copy_runs": copies,
         "read_write_copy_runs": chunked,
-        "deid_runs": [{k: d[k] for k in ("seconds", "durable_seconds")} for d in deids],
-        **{f"{name}_mb_per_s{suffix}": size / 1e6 / min(run[key] for run in runs)
+        "deid_runs": [{k: d[k] for k in ("seconds", "durable_seconds", "cpu_seconds",
+                                         "peak_rss_mb")} for d in deids],
+        **{f"{name}_mb_per_s{suffix}{statistic}": size / 1e6 / pick(run[key] for run in runs)
            for name, runs in (("copy", copies), ("read_write_copy", chunked), ("deid", deids))
-           for suffix, key in (("", "seconds"), ("_fsync", "durable_seconds"))},
-        "deid_peak_rss_mb": peak_rss_mb,
+           for suffix, key in (("", "seconds"), ("_fsync", "durable_seconds"))
+           for statistic, pick in (("", min), ("_median", statistics.median))},
+        **{f"{name}_cpu_seconds_median": statistics.median(run["cpu_seconds"] for run in runs)
+           for name, runs in (("copy", copies), ("read_write_copy", chunked), ("deid", deids))},
+        "deid_peak_rss_mb": max(d["peak_rss_mb"] for d in deids),
         "deid_rss_before_mb": max(d["rss_before_mb"] for d in deids),
         "output_bytes": deids[0]["output_bytes"],
         "machine": f"{platform.machine()}, {platform.system()} {platform.release()}",
@@ -149,6 +154,12 @@ def level0_size(work: Path, target_bytes: float) -> tuple[int, int]:
     return columns * TILE, math.ceil(tiles / columns) * TILE
 
 
+def tile_count(slide: Path) -> int:
+    """Tiles and strips of every page."""
+    with tifffile.TiffFile(slide) as tif:
+        return sum(len(page.databytecounts) for page in tif.pages)
+
+
 def evict(path: Path) -> None:
     """Drop this file's pages from the page cache, so that the next read comes from disk."""
     fd = os.open(path, os.O_RDONLY)
@@ -173,14 +184,20 @@ def chunked_copy(slide: Path, target: Path) -> None:
             copy.write(chunk)
 
 
+def cpu_seconds() -> float:
+    """User and system CPU time of this process so far (an in-kernel copy counts as system)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed_copy(copy: Callable[[Path, Path], object], slide: Path, target: Path) -> dict:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     copy(slide, target)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     fsync(target)
     durable = time.perf_counter() - started
     target.unlink()
-    return {"seconds": seconds, "durable_seconds": durable}
+    return {"seconds": seconds, "durable_seconds": durable, "cpu_seconds": cpu}
 
 
 def run_deid_in_child(slide: Path, dst: Path, label: str) -> dict:
@@ -199,28 +216,33 @@ def run_child(src: Path, dst: Path, label: str) -> None:
 
     settings, pseudonymizer = load_policy().slides, Pseudonymizer(SECRET)
     rss_before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     result = deidentify_slide(src, dst, settings, pseudonymizer, label_mode=label)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     fsync(result.output)
     durable = time.perf_counter() - started
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before reading back
     with tifffile.TiffFile(result.output) as tif:
         level0 = list(tif.pages[0].shape[:2])
     print(json.dumps({"seconds": seconds, "durable_seconds": durable, "level0": level0,
                       "output_bytes": result.output.stat().st_size,
-                      "rss_before_mb": rss_before_mb}))
+                      "rss_before_mb": rss_before_mb, "peak_rss_mb": peak_rss_mb,
+                      "cpu_seconds": cpu}))
 
 
 def print_table(result: dict) -> None:
     height, width = result["level0"]
     print()
-    print(f"slide {result['slide_bytes'] / 1e9:.2f} GB, level 0 {width} x {height}, "
-          f"{result['levels']} levels, {result['tile']} px JPEG tiles, read from disk")
-    print(f"{'MB/s':24}{'returned':>12}{'fsynced':>12}")
+    print(f"slide {result['slide_bytes'] / 1e9:.2f} GB, {result['tiles']} tiles, level 0 "
+          f"{width} x {height}, {result['levels']} levels, {result['tile']} px JPEG tiles, "
+          "read from disk")
+    print(f"{'MB/s (best, median)':24}{'returned':>14}{'fsynced':>14}{'CPU s':>8}")
     for name, label in (("copy", "shutil.copyfile"), ("read_write_copy", "read/write copy"),
                         ("deid", "deidentify_slide")):
-        print(f"{label:24}{result[f'{name}_mb_per_s']:>12.0f}"
-              f"{result[f'{name}_mb_per_s_fsync']:>12.0f}")
+        print(f"{label:24}" + "".join(
+            f"{result[f'{name}_mb_per_s{suffix}']:>8.0f}"
+            f"{result[f'{name}_mb_per_s{suffix}_median']:>6.0f}" for suffix in ("", "_fsync"))
+            + f"{result[f'{name}_cpu_seconds_median']:>8.1f}")
     print(f"deid peak RSS {result['deid_peak_rss_mb']:.0f} MB "
           f"({result['deid_rss_before_mb']:.0f} MB of it before de-identifying)")
 

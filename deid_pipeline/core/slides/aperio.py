@@ -8,6 +8,7 @@ This is how OpenSlide reads them, so both sides of a de-identification agree on 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import struct
 from collections.abc import Iterator
@@ -100,6 +101,14 @@ class AperioFile:
         return names
 
 
+def release_tiff_pages() -> None:
+    """Free the pages of TiffFiles no longer referred to. A page and its file refer to each
+    other, so only the cycle collector frees them, whenever it next runs; their tile tables
+    (tuples of Python ints, some 80 bytes a tile) are most of the memory a large slide takes,
+    and must go before the next file's are read."""
+    gc.collect()
+
+
 def tile_sizes_digest(page: tifffile.TiffPage) -> str:
     """A digest of the sizes of a page's stored tiles or strips: equal for two pages that hold
     the same compressed data, and small however many tiles there are."""
@@ -146,9 +155,9 @@ def _cut_short(tif: tifffile.TiffFile, pages: list[tifffile.TiffPage]) -> bool:
     logs it)."""
     fh = tif.filehandle
     for page in pages:
-        if len(page.dataoffsets) != len(page.databytecounts) or any(
-                offset + count > fh.size
-                for offset, count in zip(page.dataoffsets, page.databytecounts)):
+        if len(page.dataoffsets) != len(page.databytecounts) or (
+                np.asarray(page.dataoffsets, np.int64) + np.asarray(page.databytecounts, np.int64)
+                > fh.size).any():
             return True
     fh.seek(tif.pages.next_page_offset)
     stored = fh.read(tif.tiff.offsetsize)

@@ -1,9 +1,11 @@
 """De-identify an Aperio SVS slide by rewriting its TIFF around the stored tiles.
 
-Pyramid levels and the thumbnail are copied page by page: each tile or strip is read as stored
-and handed to tifffile's writer as bytes, with the page's compression, colour space and JPEG
-tables, so nothing is decoded or re-encoded and every level reads back identical. Tiles stream
-from input to output a few megabytes at a time, whatever the slide's size.
+Pyramid levels and the thumbnail are copied page by page (core.slides.page_copy): their tiles
+or strips as stored, a level's back-to-back tiles as one byte range copied in the kernel, and
+the tags that describe the pixels (compression, colour space, JPEG tables) as stored, so nothing
+is decoded or re-encoded and every level reads back identical, at about the speed of a file
+copy. What memory grows with the slide is its tile tables: some 80 bytes a tile as tifffile
+reads them, a few tens as the copy keeps them (numpy).
 
 What changes:
 * ImageDescription keys, per the policy's `slides:` section: the patient key becomes the
@@ -13,26 +15,29 @@ What changes:
   DateTime, Artist, HostComputer, Software, DocumentName and the rest are not.
 * The macro and any unnamed associated image are dropped; the label is dropped or replaced by a
   generated label that shows only pseudonyms.
+* Comments and application segments in the headers of JPEG and JPEG 2000 tiles are blanked
+  (core.slides.header_text): the tiles keep their size and their pixels.
 
 A slide links to a patient when the caller passes `patient_id` (say, from a site's mapping of
 barcodes to patients), else when its ImageDescription has the policy's `patient_key`.
 
 The output is named by a keyed hash of the scan (`<16 hex digits>.svs`), written to a temporary
-file, verified with OpenSlide against the input, and only then renamed into place.
+file, verified with OpenSlide against the input (once the input's tile tables are released),
+and only then renamed into place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+import os
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import tifffile
-from tifffile import COMPRESSION, TIFF
+from tifffile import TIFF
 
-from deid_pipeline.core.atomic import write_atomically
+from deid_pipeline.core.atomic import write_staged
 from deid_pipeline.core.deid.engine import AuditRow
 from deid_pipeline.core.policy.rules import LABEL_MODES, SlideSettings
 from deid_pipeline.core.pseudonyms import Pseudonymizer, shift_date
@@ -43,19 +48,20 @@ from deid_pipeline.core.slides.aperio import (
     PageKind,
     SlideError,
     open_aperio,
+    release_tiff_pages,
     tile_sizes_digest,
 )
 from deid_pipeline.core.slides.label import render_label
+from deid_pipeline.core.slides.page_copy import copied_tag, copy_page, pixel_tags
+from deid_pipeline.core.slides.tiff_output import Tag, TiffOutput
 from deid_pipeline.core.slides.verify import verify_slide
 
-READ_BUFFER = 4 * 2**20  # bytes of tiles read from the input per pass
-TABLE_SLICE = 4096  # tiles handed to tifffile's reader per call
-WRITE_BUFFER = 4 * 2**20
 # Beyond this size a classic TIFF's 32-bit offsets may overflow: write BigTIFF. The margin covers
 # the directories and a generated label, which the input does not have.
 CLASSIC_TIFF_LIMIT = 2**32 - 2**26
 APERIO_DATE_FORMAT = "%m/%d/%y"
 DESCRIPTION = "ImageDescription"
+DESCRIPTION_TAG, ASCII = 270, 2
 
 
 @dataclass
@@ -87,22 +93,35 @@ def deidentify_slide(src: Path, dst_dir: Path, settings: SlideSettings,
     label_mode = label_mode or settings.label
     if label_mode not in LABEL_MODES:
         raise ValueError(f"label_mode must be one of {', '.join(sorted(LABEL_MODES))}")
+    result, tmp = _write_staged(src, Path(dst_dir), settings, pseudonymizer, label_mode,
+                                patient_id)
+    release_tiff_pages()
+    try:
+        problems = verify_slide(src, tmp, settings, label_mode)
+        if problems:
+            raise SlideError("the output failed verification: " + "; ".join(problems[:5]))
+        os.replace(tmp, result.output)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return result
+
+
+def _write_staged(src: Path, dst_dir: Path, settings: SlideSettings,
+                  pseudonymizer: Pseudonymizer, label_mode: str,
+                  patient_id: str | None) -> tuple[SlideResult, Path]:
+    """The result and its output written to a hidden temporary file beside it. The input is
+    closed on return, so that its tile tables are not held while verification reads both."""
     with open_aperio(src) as slide:
         first = Description.parse(slide.levels[0].description)
         link = _link(patient_id or first.get(settings.patient_key), pseudonymizer)
         name = _slide_pseudonym(slide, pseudonymizer)
-        result = SlideResult(output=Path(dst_dir) / f"{name}.svs",
+        result = SlideResult(output=dst_dir / f"{name}.svs",
                              patient_id=(link.original, link.pseudonym) if link else None)
         label_lines = [f"SLIDE {name}"] + ([f"PATIENT {link.pseudonym}"] if link else [])
-
-        def write(tmp: Path) -> None:
-            _rewrite(slide, tmp, settings, link, label_mode, label_lines, result.audit)
-            problems = verify_slide(src, tmp, settings, label_mode)
-            if problems:
-                raise SlideError("the output failed verification: " + "; ".join(problems[:5]))
-
-        write_atomically(result.output, write)
-    return result
+        tmp = write_staged(result.output, lambda tmp: _rewrite(
+            slide, tmp, settings, link, label_mode, label_lines, result.audit))
+    return result, tmp
 
 
 def _link(original: str | None, pseudonymizer: Pseudonymizer) -> _Link | None:
@@ -123,17 +142,18 @@ def _slide_pseudonym(slide: AperioFile, pseudonymizer: Pseudonymizer) -> str:
 def _rewrite(slide: AperioFile, tmp: Path, settings: SlideSettings, link: _Link | None,
              label_mode: str, label_lines: list[str], audit: list[AuditRow]) -> None:
     bigtiff = slide.tif.is_bigtiff or slide.tif.filehandle.size > CLASSIC_TIFF_LIMIT
-    # A large buffer turns one small write per tile into few large ones.
-    with open(tmp, "wb", buffering=WRITE_BUFFER) as out, \
-            tifffile.TiffWriter(out, bigtiff=bigtiff, byteorder=slide.tif.byteorder) as writer:
+    source = slide.tif.filehandle.fileno()
+    with open(tmp, "r+b") as out:
+        output = TiffOutput(out, bigtiff=bigtiff, byteorder=slide.tif.byteorder)
         for index, (page, kind) in enumerate(slide.pages):
             where = f"page[{index}]"
             if kind in (PageKind.LEVEL, PageKind.THUMBNAIL):
                 description = _rewrite_description(page.description, settings, link, where, audit)
-                _copy_page(writer, slide.tif.filehandle, page, description,
-                           _kept_tags(page, settings, where, audit))
+                copy_page(output, source, page, [
+                    *pixel_tags(source, page), _ascii_tag(DESCRIPTION_TAG, description),
+                    *_kept_tags(source, page, settings, where, audit)])
             elif kind is PageKind.LABEL and label_mode == "pseudonym":
-                _write_pseudonym_label(writer, page, label_lines)
+                _write_pseudonym_label(output, page, label_lines)
                 audit.append(AuditRow(where, "page", kind.value, "replaceWithPseudonymLabel",
                                       "policy slides.label pseudonym"))
             else:
@@ -181,16 +201,17 @@ def _shift_aperio_date(value: str, link: _Link) -> str | None:
     return datetime.strptime(moved, "%Y%m%d").strftime(APERIO_DATE_FORMAT)
 
 
-def _kept_tags(page: tifffile.TiffPage, settings: SlideSettings, where: str,
-               audit: list[AuditRow]) -> list[tuple]:
-    """The page's tags that the policy keeps and the writer does not make itself, as extratags;
-    every other tag that describes no pixels is left out, and audited."""
+def _kept_tags(source: int, page: tifffile.TiffPage, settings: SlideSettings, where: str,
+               audit: list[AuditRow]) -> list[Tag]:
+    """The page's tags that the policy keeps, as stored; every other tag that describes no
+    pixels is left out, and audited. Tags that point into the file (SubIFDs, Exif) are never
+    kept: what they point at is not copied."""
     kept = []
     for tag in page.tags:
         if tag.code in PIXEL_TAGS:
             continue
         if tag.code in settings.keep_tiff_tags and tag.code not in TIFF.TAG_FILTERED:
-            kept.append((tag.code, tag.dtype, tag.count, tag.value, True))
+            kept.append(copied_tag(source, tag))
             audit.append(AuditRow(where, f"TIFF {tag.code}", tag.name, "keep",
                                   "policy slides.keep_tiff_tags"))
         else:
@@ -199,57 +220,26 @@ def _kept_tags(page: tifffile.TiffPage, settings: SlideSettings, where: str,
     return kept
 
 
-def _copy_page(writer: tifffile.TiffWriter, fh: tifffile.FileHandle, page: tifffile.TiffPage,
-               description: str, extratags: list[tuple]) -> None:
-    """Write `page` again with its tiles or strips exactly as stored."""
-    jpeg = page.compression == COMPRESSION.JPEG
-    resolution = page.tags.valueof(282), page.tags.valueof(283)
-    writer.write(
-        _stored_segments(fh, page),
-        shape=page.shape, dtype=page.dtype, photometric=page.photometric,
-        planarconfig=page.planarconfig, bitspersample=page.bitspersample,
-        tile=(page.tilelength, page.tilewidth) if page.is_tiled else None,
-        rowsperstrip=None if page.is_tiled else page.rowsperstrip,
-        compression=page.compression, predictor=page.predictor, jpegtables=page.jpegtables,
-        # For JPEG, tifffile's writer otherwise declares the YCbCr it would encode to.
-        subsampling=page.subsampling if jpeg else None,
-        compressionargs={"outcolorspace": page.photometric} if jpeg else None,
-        resolution=resolution if None not in resolution else None,
-        resolutionunit=page.tags.valueof(296), subfiletype=page.subfiletype,
-        description=description, metadata=None, software=False, extratags=extratags,
-    )
+def _ascii_tag(code: int, text: str) -> Tag:
+    value = text.encode() + b"\0"
+    return Tag(code, ASCII, len(value), value)
 
 
-def _stored_segments(fh: tifffile.FileHandle, page: tifffile.TiffPage) -> Iterator[bytes]:
-    """The page's tiles or strips as stored, in index order, a buffer's worth read at a time.
-    A thread reads the next buffer while this one is written, so that reading and writing
-    overlap as they do in a plain copy; at most two buffers are held."""
-    with ThreadPoolExecutor(1) as reader:
-        batches = _batches(fh, page)
-        upcoming = reader.submit(next, batches, None)
-        while (batch := upcoming.result()) is not None:
-            upcoming = reader.submit(next, batches, None)
-            for segment, _ in batch:
-                yield segment or b""  # an empty (sparse) tile stays empty
-
-
-def _batches(fh: tifffile.FileHandle, page: tifffile.TiffPage) -> Iterator[list]:
-    """Lists of (segment, index), READ_BUFFER bytes each. tifffile's reader is handed a slice of
-    the tile table at a time, so that its bookkeeping stays small on the largest slides."""
-    offsets, counts = page.dataoffsets, page.databytecounts
-    for start in range(0, len(offsets), TABLE_SLICE):
-        stop = min(start + TABLE_SLICE, len(offsets))
-        yield from fh.read_segments(offsets[start:stop], counts[start:stop],
-                                    range(start, stop), sort=False, buffersize=READ_BUFFER,
-                                    flat=False)
-
-
-def _write_pseudonym_label(writer: tifffile.TiffWriter, label: tifffile.TiffPage,
+def _write_pseudonym_label(output: TiffOutput, label: tifffile.TiffPage,
                            lines: list[str]) -> None:
+    """Encode the generated label with tifffile into a scratch file, then copy that page like
+    any other: one way of writing pages."""
     height, width = label.shape[:2]
     image = render_label(lines, width=width, height=height)
     software = label.description.splitlines()[0]
-    writer.write(image, photometric="rgb", compression="lzw", subfiletype=label.subfiletype,
-                 description=f"{software}\r\nlabel {width}x{height}", metadata=None,
-                 software=False)
-
+    with tempfile.NamedTemporaryFile(suffix=".tif") as scratch:
+        tifffile.imwrite(scratch, image, photometric="rgb", compression="lzw",
+                         subfiletype=label.subfiletype, byteorder=output.byteorder,
+                         description=f"{software}\r\nlabel {width}x{height}", metadata=None,
+                         software=False)
+        scratch.seek(0)
+        with tifffile.TiffFile(scratch) as tif:
+            page = tif.pages[0]
+            fd = scratch.fileno()
+            copy_page(output, fd, page,
+                      [*pixel_tags(fd, page), copied_tag(fd, page.tags[DESCRIPTION_TAG])])

@@ -18,6 +18,7 @@ from deid_pipeline.core.slides.aperio import (
     Description,
     PageKind,
     page_kind,
+    release_tiff_pages,
     tile_sizes_digest,
 )
 
@@ -111,10 +112,8 @@ def _tiff_problems(original: Path, output: Path, settings: SlideSettings) -> Ite
     """Tags the policy does not allow on any page, identifying values of the original in any
     text tag, and levels whose stored tiles differ in size from the original's."""
     allowed = PIXEL_TAGS | settings.keep_tiff_tags
-    # One file open at a time: a large slide's tile tables are the bulk of the memory used.
-    with tifffile.TiffFile(original) as source:
-        identifying = _identifying_values(source, settings)
-        source_levels = [tile_sizes_digest(page) for page in source.pages if page.is_tiled]
+    identifying, source_levels = _original_summary(original, settings)
+    release_tiff_pages()
     with tifffile.TiffFile(output) as result:
         for index, page in enumerate(result.pages):
             for tag in page.tags:
@@ -128,6 +127,15 @@ def _tiff_problems(original: Path, output: Path, settings: SlideSettings) -> Ite
     for level, (before, after) in enumerate(zip(source_levels, result_levels, strict=False)):
         if before != after:
             yield f"level {level}: the stored tiles differ in size from the original's"
+
+
+def _original_summary(original: Path, settings: SlideSettings) -> tuple[set[tuple[str, str]],
+                                                                      list[str]]:
+    """The original's identifying values and its levels' tile size digests: a function of its
+    own, so that nothing refers to the original's pages once it returns."""
+    with tifffile.TiffFile(original) as source:
+        return (_identifying_values(source, settings),
+                [tile_sizes_digest(page) for page in source.pages if page.is_tiled])
 
 
 def _identifying_values(source: tifffile.TiffFile, settings: SlideSettings) -> set[tuple[str, str]]:
