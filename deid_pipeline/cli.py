@@ -137,12 +137,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from deid_pipeline.demo import run_demo
+    from deid_pipeline.core.pseudonyms import MissingSecretError
     from deid_pipeline.resources import default_data_root
 
     data_root = writable_folder(args.data_root or default_data_root())
-    report = run_demo(data_root=data_root, partition=args.partition, patients=args.patients,
-                      seed=args.seed)
+    try:
+        # In production even loading the definitions asks for the key.
+        from deid_pipeline.demo import run_demo
+
+        report = run_demo(data_root=data_root, partition=args.partition,
+                          patients=args.patients, seed=args.seed)
+    except MissingSecretError as exc:
+        raise UsageError(str(exc)) from None
     print(report)
     return EXIT_OK if report.succeeded else EXIT_FAILED
 

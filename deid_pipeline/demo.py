@@ -11,6 +11,7 @@ from pathlib import Path
 
 from dagster import DagsterInstance, materialize
 
+from deid_pipeline.core.pseudonyms import MissingSecretError, is_production
 from deid_pipeline.core.synth import generate_corpus
 from deid_pipeline.definitions import all_assets
 from deid_pipeline.resources import DataLake, PseudonymKey
@@ -59,9 +60,14 @@ def project_dagster_home() -> Path:
 
 def ensure_demo_secret(home: Path) -> None:
     """Without a configured key the demo makes one in its local state (owner-only), so that
-    re-runs give the same pseudonyms; a real deployment sets DEID_SECRET or DEID_SECRET_FILE."""
+    re-runs give the same pseudonyms; a real deployment sets DEID_SECRET or DEID_SECRET_FILE.
+    This is the only key the project ever makes, and never in production (DEID_ENV)."""
     if any(os.environ.get(name) for name in SECRET_ENVS):
         return
+    if is_production():
+        raise MissingSecretError(
+            f"no pseudonymisation secret: the demo makes its own key only outside production; "
+            f"set {' or '.join(SECRET_ENVS)}")
     key_file = home / "deid_secret"
     if not key_file.exists():
         key_file.touch(mode=0o600)

@@ -13,7 +13,7 @@ from dagster_aws.s3 import S3Resource
 
 from deid_pipeline.core.atomic import write_atomically
 from deid_pipeline.core.policy.rules import Policy
-from deid_pipeline.core.pseudonyms import Pseudonymizer
+from deid_pipeline.core.pseudonyms import Pseudonymizer, is_production
 from deid_pipeline.storage import ObjectStore, is_hidden, is_object_url
 
 DATA_ROOT_ENV = "DEID_DATA_ROOT"
@@ -175,7 +175,14 @@ def _join(url: str, relative: str) -> str:
 
 class PseudonymKey(ConfigurableResource):
     """The key of every pseudonym, read from `DEID_SECRET` or `DEID_SECRET_FILE` when a step
-    runs, so it never sits in run config, the event log or code."""
+    runs, so it never sits in run config, the event log or code. In production (`DEID_ENV`)
+    the code location refuses to load without a usable key, rather than fail the first run of
+    the night."""
+
+    def model_post_init(self, context: object) -> None:
+        super().model_post_init(context)
+        if is_production():
+            Pseudonymizer.from_environment()  # raises MissingSecretError, naming what is wrong
 
     def pseudonymizer(self, policy: Policy) -> Pseudonymizer:
         return Pseudonymizer.from_environment(min_shift_days=policy.shift_min_days,

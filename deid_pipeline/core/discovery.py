@@ -34,6 +34,8 @@ class SourceFile:
     relpath: str
     kind: FileKind
     size: int
+    # Why the file must not be opened at all (see `refusal_of`); None for an input to read.
+    refusal: str | None = None
 
 
 def has_dicom_magic(path: Path) -> bool:
@@ -57,27 +59,63 @@ def classify(path: Path) -> FileKind | None:
     return FileKind.UNKNOWN
 
 
+def refusal_of(path: Path, real_root: Path) -> str | None:
+    """Why `path` must not be read, or None. The drop folder is what a site handed over: a
+    symbolic link out of it would feed the pipeline (and its quarantine) someone else's file, a
+    folder link is not followed (links can loop), and a dangling link or a file without read
+    permission has nothing to read."""
+    if path.is_symlink():
+        try:
+            target = path.resolve(strict=True)
+        except FileNotFoundError:
+            return "dangling symbolic link"
+        except (OSError, RuntimeError):  # RuntimeError: a loop of links (Python < 3.13)
+            return "symbolic link that cannot be resolved"
+        if not target.is_relative_to(real_root):
+            return "symbolic link leading outside the input folder"
+        if target.is_dir():
+            return "symbolic link to a folder (not followed)"
+    if not os.access(path, os.R_OK):
+        return "cannot be read (permission denied)"
+    return None
+
+
+def text_of(name: str) -> str:
+    """A file name as text that any table or digest takes: bytes that are not UTF-8 (a name from
+    a Latin-1 era export) are written as \\xNN escapes instead of Python's lone surrogates."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def discover(root: Path) -> Iterator[SourceFile]:
     """Every input file under `root`, in a stable order (sorted relative paths).
 
     Hidden files and folders (names starting with a dot) are skipped: they are partial uploads,
-    sync tool temporaries or OS bookkeeping, never finished studies.
+    sync tool temporaries or OS bookkeeping, never finished studies. So are FIFOs, sockets and
+    devices: opening a FIFO blocks until someone writes to it. Links and unreadable files are
+    listed with their refusal and never opened.
     """
     root = Path(root)
+    real_root = root.resolve()
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
+        folder = Path(dirpath)
+        visible = sorted(d for d in dirnames if not d.startswith("."))
+        # os.walk lists a link to a folder among the folders, and does not enter it.
+        folder_links = [d for d in visible if (folder / d).is_symlink()]
+        dirnames[:] = [d for d in visible if d not in folder_links]
+        for name in sorted(filenames + folder_links):
             if name.startswith("."):
                 continue
-            path = Path(dirpath) / name
-            if not path.is_file():
+            path = folder / name
+            refusal = refusal_of(path, real_root)
+            if refusal is None and not path.is_file():
                 continue
-            kind = classify(path)
-            if kind is None:
+            kind = FileKind.UNKNOWN if refusal else classify(path)
+            if kind is None or (refusal and path.suffix.lower() in SIDECAR_SUFFIXES):
                 continue
             yield SourceFile(
                 path=path,
-                relpath=path.relative_to(root).as_posix(),
+                relpath=text_of(path.relative_to(root).as_posix()),
                 kind=kind,
-                size=path.stat().st_size,
+                size=(path.lstat() if refusal else path.stat()).st_size,
+                refusal=refusal,
             )

@@ -35,7 +35,11 @@ def describe(source: SourceFile) -> dict:
     """
     row = dict.fromkeys(MANIFEST_COLUMNS)
     row.update(relpath=source.relpath, kind=source.kind.value, size=source.size,
-               sha256=sha256_of(source.path), readable=True, reason=None)
+               readable=True, reason=None)
+    if source.refusal:
+        row.update(readable=False, reason=source.refusal)
+        return row
+    row["sha256"] = sha256_of(source.path)
     if source.kind is FileKind.SLIDE:
         return row
     try:

@@ -26,6 +26,12 @@ from faker import Faker
 
 SECRET_VARIABLE = "DEID_SECRET"
 SECRET_FILE_VARIABLE = "DEID_SECRET_FILE"
+# DEID_ENV=production marks a deployment that handles real patients: no key is ever made up for
+# it (only the demo makes one, outside production) and a short key is refused, since whoever
+# holds a few originals with their pseudonyms could search a small key space.
+ENVIRONMENT_VARIABLE = "DEID_ENV"
+PRODUCTION = "production"
+MIN_PRODUCTION_SECRET_BYTES = 32
 HASH_ID_LENGTHS = {"SH": 16, "LO": 64}  # the VR's maximum length
 _SECONDS_PER_DAY = 86_400
 _PATIENT_ID_DIGITS = 16
@@ -40,7 +46,12 @@ _DT = re.compile(
 
 
 class MissingSecretError(RuntimeError):
-    """No secret configured: neither DEID_SECRET nor DEID_SECRET_FILE is set."""
+    """No usable secret: neither DEID_SECRET nor DEID_SECRET_FILE gives one, the file cannot be
+    read, or (in production) it is too short. The message never quotes the secret."""
+
+
+def is_production(env: Mapping[str, str] = os.environ) -> bool:
+    return env.get(ENVIRONMENT_VARIABLE, "").strip().lower() == PRODUCTION
 
 
 class Pseudonymizer:
@@ -61,17 +72,28 @@ class Pseudonymizer:
     def from_environment(cls, env: Mapping[str, str] = os.environ, *, min_shift_days: int = 365,
                          max_shift_days: int = 3650) -> Pseudonymizer:
         """From DEID_SECRET (the secret as text) or DEID_SECRET_FILE (a file holding it; a final
-        newline is dropped so that `echo SECRET > file` and DEID_SECRET=SECRET agree)."""
+        newline is dropped so that `echo SECRET > file` and DEID_SECRET=SECRET agree). There is
+        no default key, in any mode; with DEID_ENV=production the key must be at least
+        MIN_PRODUCTION_SECRET_BYTES long."""
         text, path = env.get(SECRET_VARIABLE), env.get(SECRET_FILE_VARIABLE)
         if text and path:
             raise ValueError(f"set one of {SECRET_VARIABLE} and {SECRET_FILE_VARIABLE}, not both")
         if path:
-            secret = Path(path).read_bytes().rstrip(b"\r\n")
+            try:
+                secret = Path(path).read_bytes().rstrip(b"\r\n")
+            except OSError as exc:
+                raise MissingSecretError(
+                    f"cannot read the file {SECRET_FILE_VARIABLE} names ({exc.strerror})") from None
         else:
             secret = (text or "").encode("utf-8")
         if not secret:
             raise MissingSecretError(
                 f"no pseudonymisation secret: set {SECRET_VARIABLE} or {SECRET_FILE_VARIABLE}")
+        if is_production(env) and len(secret) < MIN_PRODUCTION_SECRET_BYTES:
+            raise MissingSecretError(
+                f"the pseudonymisation secret is {len(secret)} bytes long; with "
+                f"{ENVIRONMENT_VARIABLE}={PRODUCTION} it needs {MIN_PRODUCTION_SECRET_BYTES} at "
+                "least (e.g. 64 hex digits from `openssl rand -hex 32`)")
         return cls(secret, min_shift_days=min_shift_days, max_shift_days=max_shift_days)
 
     def __repr__(self) -> str:
