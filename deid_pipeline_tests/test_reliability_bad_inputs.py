@@ -27,42 +27,6 @@ SECRET = "bad inputs test secret, not for production"
 ADDRESS_SPACE_LIMIT = 12 << 30
 EXIT_QUARANTINE = 3
 
-# Cases whose outcome is known to be wrong, with the fix each needs (listed in issue #9).
-REASON_NAMES_EXCEPTION = ("batch.reason_for names pydicom's {} instead of the fault: map it to "
-                          "'{}'")
-REFUSAL_NOT_WIRED = ("discovery refuses the link (SourceFile.refusal) but deidentify_file still "
-                     "opens it: raise QuarantineError(source.refusal) first")
-KNOWN_GAPS = {
-    "sequence without its delimiter":
-        REASON_NAMES_EXCEPTION.format("OSError", "truncated or malformed DICOM"),
-    "item without its delimiter":
-        REASON_NAMES_EXCEPTION.format("OSError", "truncated or malformed DICOM"),
-    "undefined-length sequence open at the end of the file":
-        REASON_NAMES_EXCEPTION.format("OSError", "truncated or malformed DICOM"),
-    "sequences nested 400 deep":
-        REASON_NAMES_EXCEPTION.format("RecursionError", "sequences nested too deep"),
-    "deflated data set, corrupt stream":
-        REASON_NAMES_EXCEPTION.format("zlib.error", "corrupt deflated data set"),
-    "symbolic link leading outside the drop": REFUSAL_NOT_WIRED,
-    "dangling symbolic link": REFUSAL_NOT_WIRED,
-    "symbolic link to a folder": REFUSAL_NOT_WIRED,
-    "ISO 2022 IR 87 (Japanese)": (
-        "identifiers.add_person_name keeps only the first component group of a PN (split('=')[0]):"
-        " the ideographic and phonetic names stay in Patient Comments; gather every group, and let"
-        " the leak gate judge CJK parts shorter than 3 characters"),
-    "Patient's Name with VR UN": (
-        "gather picks elements by their VR as read (UN), so the name is not known and stays in "
-        "Study Description and Patient Comments; take the dictionary VR of a public tag read "
-        "as UN"),
-}
-BOMB_NOT_CAPPED = ("the pixel stage allocates what Rows x Columns x Frames declare before "
-                   "decoding; refuse above a budget ('too large')")
-PIXEL_GAPS = {
-    "decompression bomb, JPEG 2000: 65535 x 65535 x 99999999": BOMB_NOT_CAPPED,
-    "decompression bomb, JPEG 2000: one 65535 x 65535 frame": BOMB_NOT_CAPPED,
-}
-
-
 def limit_address_space() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
 
@@ -207,17 +171,15 @@ def check_case(result: dict, name: str, pixels: bool) -> None:
             assert got != DEIDENTIFIED and expected in got, f"{relpath!r}: {got}"
 
 
-def case_params(gaps: dict[str, str]) -> list:
-    return [pytest.param(case.name, marks=pytest.mark.xfail(reason=gaps[case.name], strict=True))
-            if case.name in gaps else case.name for case in CASES]
+CASE_NAMES = [case.name for case in CASES]
 
 
-@pytest.mark.parametrize("name", case_params(KNOWN_GAPS))
+@pytest.mark.parametrize("name", CASE_NAMES)
 def test_each_case_without_the_pixel_stage(tags_run, name):
     check_case(tags_run, name, pixels=False)
 
 
-@pytest.mark.parametrize("name", case_params({**KNOWN_GAPS, **PIXEL_GAPS}))
+@pytest.mark.parametrize("name", CASE_NAMES)
 def test_each_case_through_the_pixel_stage(pixels_run, name):
     check_case(pixels_run, name, pixels=True)
 

@@ -189,15 +189,23 @@ def transfer_syntax_of(ds: Dataset) -> str:
     return syntax
 
 
+# Decoding allocates the whole image first: a header declaring more than this (a decompression
+# bomb; no real series frame stack comes near it) is refused before anything is allocated.
+MAX_DECODED_BYTES = 4 << 30
+
+
 def check_pixel_data(ds: Dataset, syntax: str) -> None:
-    """The structural checks that need no decoding: an image has its Pixel Data, and every
-    JPEG-family codestream ends with its end marker."""
+    """The structural checks that need no decoding: an image has its Pixel Data, decodes to no
+    more than MAX_DECODED_BYTES, and every JPEG-family codestream ends with its end marker."""
     if not any(keyword in ds for keyword in PIXEL_DATA_KEYWORDS):
         if _is_image(ds):
             # pydicom drops an element cut off by the end of the file, and the whole data set
             # when that element is an encapsulated Pixel Data.
             raise CodecError("image without Pixel Data: the file is truncated")
         return
+    if declared_size(ds) > MAX_DECODED_BYTES:
+        raise CodecError(f"too large: the declared image decodes to more than "
+                         f"{MAX_DECODED_BYTES >> 30} GiB")
     if syntax not in MARKER_TERMINATED_SYNTAXES or "PixelData" not in ds:
         return
     frame_count = int(ds.get("NumberOfFrames") or 1)
@@ -209,6 +217,18 @@ def check_pixel_data(ds: Dataset, syntax: str) -> None:
                 )
     except (ValueError, EOFError, KeyError) as exc:  # pydicom's encapsulation parser
         raise CodecError(f"malformed encapsulated Pixel Data: {_one_line(exc)}") from None
+
+
+def declared_size(ds: Dataset) -> int:
+    """Bytes the image decodes to by what its header declares (a bomb declares much)."""
+    try:
+        values = [int(ds.get(k) or d) for k, d in (("Rows", 0), ("Columns", 0), (
+            "NumberOfFrames", 1), ("SamplesPerPixel", 1))]
+        bytes_per_sample = -(-int(ds.get("BitsAllocated") or 8) // 8)
+    except (TypeError, ValueError):
+        return 0  # a malformed count is the decoder's to refuse
+    rows, columns, frames, samples = values
+    return rows * columns * max(frames, 1) * max(samples, 1) * bytes_per_sample
 
 
 def _is_image(ds: Dataset) -> bool:
@@ -417,6 +437,8 @@ def transcode_tree(src: Path, dst: Path, syntax: str, quarantine_dir: Path) -> T
     report = TranscodeReport()
     for source in discover(src):
         try:
+            if source.refusal:
+                raise CodecError(source.refusal)
             if source.kind is FileKind.SLIDE:
                 raise CodecError("whole-slide images have no DICOM transfer syntax")
             with file_messages_muted():

@@ -15,6 +15,7 @@ import os
 import re
 import struct
 import time
+import zlib
 from collections.abc import Collection, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -119,8 +120,15 @@ def reason_for(exc: Exception) -> str:
             f"pixel data cannot be decoded or written back: {exc}")
     if isinstance(exc, InvalidDicomError):
         return "not a DICOM file"
-    if isinstance(exc, EOFError | struct.error):
+    # pydicom's reader raises OSError without an errno where the data ends mid-element.
+    if isinstance(exc, EOFError | struct.error) or (isinstance(exc, OSError) and exc.errno is None):
         return "truncated or malformed DICOM"
+    if isinstance(exc, RecursionError):
+        return "sequences nested too deep"
+    if isinstance(exc, zlib.error):
+        return "corrupt deflated data set"
+    if isinstance(exc, NotImplementedError):
+        return "malformed DICOM (unknown VR)"
     if isinstance(exc, LookupError | UnicodeError):
         return f"unsupported or invalid value encoding ({type(exc).__name__})"
     return f"cannot be de-identified ({type(exc).__name__})"
@@ -165,6 +173,8 @@ def _deidentify_file(source: SourceFile, engine: TagEngine, dst: Path,
                      redactor: PixelRedactor | None) -> FileOutcome:
     outcome = FileOutcome(relpath=source.relpath)
     try:
+        if source.refusal:
+            raise QuarantineError(source.refusal)
         if source.kind is FileKind.SLIDE:
             return _deidentify_slide(source, engine, dst, outcome)
         ds = pydicom.dcmread(source.path, defer_size=DEFER_SIZE,

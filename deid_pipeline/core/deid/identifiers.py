@@ -96,7 +96,13 @@ def parse_da(value: str) -> dt.date | None:
 
 
 def add_person_name(found: IdentifyingValues, value: str) -> None:
-    components = [c for c in str(value).split("=")[0].split("^")]
+    """Every component group: alphabetic, ideographic and phonetic ("Yamada^Taro=山田^太郎=...")."""
+    for group in str(value).split("="):
+        _add_name_group(found, group)
+
+
+def _add_name_group(found: IdentifyingValues, value: str) -> None:
+    components = value.split("^")
     words_by_component = [
         [w for w in re.split(r"[\s,.\-']+", c.upper()) if w and w not in NAME_NOISE]
         for c in components
@@ -126,6 +132,8 @@ def gather(ds: Dataset, found: IdentifyingValues | None = None) -> IdentifyingVa
         raw = ds.get_item(tag, keep_deferred=True)
         # Implicit VR files leave the VR to the dictionary; a private tag must be decoded to know.
         vr = raw.VR or (dictionary_VR(tag) if dictionary_has_tag(tag) else ds[tag].VR)
+        if vr == "UN" and dictionary_has_tag(tag):
+            vr = dictionary_VR(tag)  # a public element sent as UN: its values are still its VR's
         if vr not in _GATHERED_VRS and tag not in _GATHERED_TAGS:
             continue
         if vr == "SQ":
