@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -104,5 +104,12 @@ def read_element_rows(path: Path, file: str) -> list[ElementRow]:
         return list(iter_element_rows(ds, file))
 
 
-def metadata_frame(rows: list[ElementRow]) -> pd.DataFrame:
-    return pd.DataFrame([asdict(row) for row in rows], columns=list(METADATA_COLUMNS))
+def metadata_frame(rows: Iterable[ElementRow]) -> pd.DataFrame:
+    """Rows gathered column by column, never as a list of row objects or dicts: a night's files
+    have millions of elements."""
+    columns: dict[str, list] = {name: [] for name in METADATA_COLUMNS}
+    appends = [(name, columns[name].append) for name in METADATA_COLUMNS]
+    for row in rows:
+        for name, append in appends:
+            append(getattr(row, name))
+    return pd.DataFrame(columns, columns=list(METADATA_COLUMNS))

@@ -3,13 +3,13 @@ and a count of the files that could not be parsed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from deid_pipeline.core.metadata import metadata_frame, read_element_rows
+from deid_pipeline.core.metadata import ElementRow, metadata_frame, read_element_rows
 
 
 @dataclass(frozen=True)
@@ -19,12 +19,19 @@ class TreeMetadata:
 
 
 def tree_metadata(folder: Path, relpaths: Iterable[str]) -> TreeMetadata:
-    """The element rows of each file `folder / relpath`."""
-    rows, unparsable = [], 0
-    for relpath in relpaths:
-        try:
-            rows.extend(read_element_rows(folder / relpath, relpath))
-        # The deid stage quarantines such a file with its reason; here it is only counted.
-        except Exception:  # noqa: BLE001
-            unparsable += 1
-    return TreeMetadata(metadata_frame(rows), unparsable)
+    """The element rows of each file `folder / relpath`, fed file by file into the table."""
+    unparsable = 0
+
+    def rows() -> Iterator[ElementRow]:
+        nonlocal unparsable
+        for relpath in relpaths:
+            try:
+                file_rows = read_element_rows(folder / relpath, relpath)
+            # The deid stage quarantines such a file with its reason; here it is only counted.
+            except Exception:  # noqa: BLE001
+                unparsable += 1
+                continue
+            yield from file_rows
+
+    frame = metadata_frame(rows())
+    return TreeMetadata(frame, unparsable)
