@@ -1,5 +1,6 @@
-"""The main job on embedded defaults: a synthetic drop for one day, materialized end to end in a
-project-local, SQLite-backed Dagster instance that `dagster dev` then shows."""
+"""The main job on embedded defaults: a synthetic drop for one day, materialized end to end (every
+asset, its checks and the dbt marts) in a project-local, SQLite-backed Dagster instance that
+`dagster dev` then shows."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from dagster import DagsterInstance, materialize
 
 from deid_pipeline.core.pseudonyms import MissingSecretError, is_production
 from deid_pipeline.core.synth import generate_corpus
-from deid_pipeline.definitions import all_assets
+from deid_pipeline.assets.dbt_marts import dbt_resource
+from deid_pipeline.definitions import all_assets, defs
 from deid_pipeline.resources import DataLake, PseudonymKey
 
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
@@ -39,8 +41,10 @@ class DemoReport:
             f"  output      : {self.data_root / 'encoded' / self.partition}  (final DICOM)",
             f"  slides      : {self.data_root / 'deidentified_slides' / self.partition}",
             f"  work        : {self.data_root / 'work' / self.partition}  (mappings, audit, "
-            "quarantine: owner-only)",
+            "quarantine, MIDI-B report: owner-only)",
+            f"  reports     : {self.data_root / 'reports' / self.partition}  (pixel metrics)",
             *(f"  table       : {path}" for path in self.tables),
+            "  marts       : dbt/target/deid_pipeline.duckdb  (dbt; DEID_DBT_DATABASE moves it)",
             f"  Dagster home: {self.dagster_home}  (UI: make ui, then http://127.0.0.1:3000)",
         ]
         return "\n".join(lines)
@@ -81,9 +85,11 @@ def run_demo(data_root: Path, partition: str, patients: int, seed: int) -> DemoR
     lake = DataLake(root=str(Path(data_root).resolve()))
     corpus = generate_corpus(lake.incoming(partition), patients=patients, seed=seed)
     with DagsterInstance.get() as instance:
-        result = materialize(all_assets, partition_key=partition, instance=instance,
+        result = materialize([*defs.assets, *defs.asset_checks], partition_key=partition,
+                             instance=instance,
                              run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-                             resources={"lake": lake, "pseudonym_key": PseudonymKey()},
+                             resources={"lake": lake, "pseudonym_key": PseudonymKey(),
+                                        "dbt": dbt_resource()},
                              raise_on_error=False)
     tables = tuple(lake.table_path(asset.key.path[-1], partition) for asset in all_assets)
     return DemoReport(partition=partition, succeeded=result.success, files=corpus.files,

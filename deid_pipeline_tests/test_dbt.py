@@ -53,8 +53,8 @@ def write_day_tables(lake: DataLake, drop: Path, day: str = DAY) -> None:
         [finding(True, "patient name"), finding(True, "patient name"), finding(False, "safe")],
         columns=FINDING_COLUMNS))
     lake.write_table("midib_results", day, results_frame(
-        [midib_result("text_removed", True), midib_result("text_removed", False),
-         midib_result("uid_changed", True)]))
+        [midib_result("<text_removed>", True), midib_result("<text_removed>", False),
+         midib_result("<uid_changed>", True)]))
 
 
 def dbt_build(tmp_path: Path, data_root: Path) -> subprocess.CompletedProcess:
