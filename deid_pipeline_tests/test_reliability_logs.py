@@ -65,21 +65,29 @@ def corpus(tmp_path_factory):
 
 
 def test_the_job_logs_no_identifying_value(corpus, tmp_path, capfd, monkeypatch):
-    from deid_pipeline.definitions import all_assets
+    """The whole graph of a partition, as the demo runs it: every asset, its checks, the marts."""
+    from deid_pipeline.assets.dbt_marts import dbt_resource
+    from deid_pipeline.definitions import defs
     from deid_pipeline.resources import DataLake, PseudonymKey
 
     root, summary, values = corpus
     monkeypatch.setenv("DEID_SECRET", SECRET)
     monkeypatch.delenv("DEID_SECRET_FILE", raising=False)
+    monkeypatch.setenv("DEID_DBT_DATABASE", str(tmp_path / "marts.duckdb"))
     (tmp_path / "home").mkdir()
     with DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
         result = materialize(
-            all_assets, partition_key=DAY, instance=instance,
-            resources={"lake": DataLake(root=str(root)), "pseudonym_key": PseudonymKey()},
+            [*defs.assets, *defs.asset_checks], partition_key=DAY, instance=instance,
+            resources={"lake": DataLake(root=str(root)), "pseudonym_key": PseudonymKey(),
+                       "dbt": dbt_resource()},
             run_config={"loggers": {"console": {"config": {"log_level": "DEBUG"}}}})
         events = instance.all_logs(result.run_id)
 
     assert result.success
+    assert {"midib_validation_report", "pixel_phi_metrics", "dbt_marts"} <= {
+        node.name for node in result.job_def.nodes}
+    checks = result.get_asset_check_evaluations()
+    assert checks and all(check.passed for check in checks)
     event_log = "\n".join(serialize_value(event) for event in events)
     assert "ASSET_MATERIALIZATION" in event_log and len(events) > 30
     assert_clean(values, event_log, "the event log")
