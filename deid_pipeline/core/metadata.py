@@ -21,6 +21,7 @@ BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 METADATA_COLUMNS = (
     "file", "path", "tag", "keyword", "vr", "vm", "value", "length", "private_creator", "depth",
 )
+INTEGER_COLUMNS = frozenset({"vm", "length", "depth"})
 
 
 @dataclass(frozen=True)
@@ -112,4 +113,6 @@ def metadata_frame(rows: Iterable[ElementRow]) -> pd.DataFrame:
     for row in rows:
         for name, append in appends:
             append(getattr(row, name))
-    return pd.DataFrame(columns, columns=list(METADATA_COLUMNS))
+    return pd.DataFrame({name: pd.Series(values, dtype="int64" if name in INTEGER_COLUMNS
+                                         else object)
+                         for name, values in columns.items()})
