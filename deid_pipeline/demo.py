@@ -44,7 +44,8 @@ class DemoReport:
             "quarantine, MIDI-B report: owner-only)",
             f"  reports     : {self.data_root / 'reports' / self.partition}  (pixel metrics)",
             *(f"  table       : {path}" for path in self.tables),
-            "  marts       : dbt/target/deid_pipeline.duckdb  (dbt; DEID_DBT_DATABASE moves it)",
+            f"  marts       : {os.environ.get('DEID_DBT_DATABASE') or 'dbt/target/deid_pipeline.duckdb'}"
+            "  (dbt)",
             f"  Dagster home: {self.dagster_home}  (UI: make ui, then http://127.0.0.1:3000)",
         ]
         return "\n".join(lines)
