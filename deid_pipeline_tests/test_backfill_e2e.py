@@ -20,7 +20,8 @@ from deid_pipeline_tests.s3_server import free_port
 ROOT = Path(__file__).resolve().parents[1]
 DAYS = ["2026-01-13", "2026-01-14", "2026-01-15"]
 BROKEN_DAY = "2026-01-14"
-WAIT_S = 240
+# Four runs of the whole graph (OCR, expectation suites and a dbt build each) on two cores.
+WAIT_S = 540
 REPOSITORY = {"repositoryName": "__repository__", "repositoryLocationName": "deid_pipeline"}
 
 # The instance of the test: runs wait in the queue for the daemon (as in production), and run
@@ -226,6 +227,11 @@ def test_backfill_reexecuted_from_failure_reruns_only_the_repaired_partition(tmp
     # computed again, the repaired day only by its re-execution.
     with DagsterInstance.from_config(str(home)) as instance:
         for spec in defs.resolve_all_asset_specs():
+            if spec.partitions_def is None:
+                # The dbt marts span every day: each run rebuilt them, the repaired day's last.
+                latest = instance.fetch_materializations(spec.key, limit=1).records
+                assert latest and latest[0].run_id == retry_run["id"], spec.key
+                continue
             for day in DAYS:
                 records = instance.fetch_materializations(
                     AssetRecordsFilter(asset_key=spec.key, asset_partitions=[day]),
