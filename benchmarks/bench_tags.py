@@ -1,25 +1,32 @@
 """Tag-only de-identification of 1,000 files: files per second and peak memory of this project's
-engine on one and on two processes, side by side with dicognito on the same files (run on demand).
+engine on one and on several processes, side by side with dicognito on the same files (run on
+demand).
 
     .venv/bin/python benchmarks/bench_tags.py [--files 1000] [--patients 6] [--repeat 1]
+                                              [--processes 1,2] [--seed-corpus DIR]
                                               [--profile] [--out FILE]
 
 Input: `generate_corpus` writes a small realistic corpus (`--patients`, seed 0: CT, MR, CR, DX,
 MG, US, XA and SC files of ~170 elements with sequences and private blocks, in every writable
 transfer syntax), which is copied until there are `--files` files; each copy gets its own UIDs
-and Patient ID so that no two files are the same instance.
+and Patient ID so that no two files are the same instance. `--seed-corpus` names an already
+generated corpus to copy instead (a machine without the codecs that generating one needs).
+Copies are made on every CPU.
 
 Each measurement runs in a fresh process that imports its tool, then times only the work:
 `deidentify_tree(src, dst, work, engine, jobs=N)` for this project (discovery, the duplicate
 scan, de-identification, the leak check of every written file, mapping files, audit table), and
 for dicognito what its command line does per file (`dcmread`, `Anonymizer.anonymize`,
 `save_as(<SOP Instance UID>.dcm, enforce_file_format=True)`). Peak memory is the peak resident
-set size of the measuring process (VmHWM) and, for two processes, of its largest worker
-(`getrusage`); "at start" is the peak after imports, before the work. Files per second is wall
-clock, so it depends on what else the machine runs: the CPU seconds column is the steadier
+set size of the measuring process (VmHWM), of its largest worker and of the sum over the process
+tree (sampled from /proc every 50 ms; the sampling's own CPU time is not counted); "at start" is
+the peak after imports, before the work. CPU seconds count the workers too. Files per second is
+wall clock, so it depends on what else the machine runs: the CPU seconds column is the steadier
 figure, and `--repeat 3` (tools taking turns, fastest run kept) evens out busy spells.
-`--profile` also runs this project's engine once under cProfile on one process and prints the
-25 most expensive functions. Prints a table and writes benchmarks/results/bench_tags.json.
+`--processes` lists the process counts of this project's runs (speed-up and efficiency against
+one process are printed); dicognito runs on one. `--profile` also runs this project's engine
+once under cProfile on one process and prints the 25 most expensive functions. Prints a table
+and writes benchmarks/results/bench_tags.json.
 """
 
 from __future__ import annotations
@@ -33,18 +40,20 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_load import descendants, rss_bytes  # noqa: E402  (the same /proc sampling)
+
 SECRET = b"benchmark secret, not for production"
 MB = 2**20
 # UIDs under the DICOM root name standard things (SOP classes, transfer syntaxes): never varied.
 STANDARD_UID_ROOT = "1.2.840.10008."
-RUNS = (("deid_pipeline", 1), ("deid_pipeline", 2), ("dicognito", 1))
 
 
 def peak_rss_mb() -> float:
@@ -55,47 +64,87 @@ def peak_rss_mb() -> float:
     return int(kib) * 1024 / MB
 
 
-def peak_rss_of_workers_mb() -> float:
-    """The largest peak resident set size among this process's finished workers (forked, not
-    exec'd, so getrusage is right here)."""
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / MB  # KiB on Linux
+def workers_cpu_seconds() -> float:
+    """CPU seconds of the finished workers of this process's multiprocessing fork server (they
+    are the server's children, not this process's; the server reaps each as it ends)."""
+    from multiprocessing import forkserver
+
+    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)  # no public accessor
+    if not pid:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")  # cutime + cstime
+
+
+class TreePeak:
+    """Samples, every 50 ms until stopped, the resident set size of this process and all its
+    descendants (fork-server workers included): the peak of their sum and of the largest one."""
+
+    def __init__(self) -> None:
+        self.tree = self.process = 0
+        self.cpu_seconds = 0.0  # the sampling thread's own
+        self._running = True
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while self._running:
+            sizes = [rss_bytes(pid) for pid in descendants(os.getpid())]
+            self.tree = max(self.tree, sum(sizes))
+            self.process = max(self.process, max(sizes[1:], default=0))
+            self.cpu_seconds = time.thread_time()
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self._running = False
+        self._thread.join()
 
 
 # -- input ------------------------------------------------------------------------------------
 
 
-def build_corpus(folder: Path, files: int, patients: int) -> dict:
-    """`files` DICOM files under `folder`: copies of a generated corpus, each copy with its own
-    UIDs and Patient ID."""
-    import pydicom
-    from pydicom.uid import generate_uid
+def build_corpus(folder: Path, files: int, patients: int, seed_corpus: Path | None) -> dict:
+    """`files` DICOM files under `folder`: copies of a generated corpus (or of `seed_corpus`),
+    each copy with its own UIDs and Patient ID."""
+    from concurrent.futures import ProcessPoolExecutor
 
-    from deid_pipeline.core.synth import generate_corpus
+    seed_folder = seed_corpus or folder.parent / "seed_corpus"
+    if seed_corpus is None:
+        from deid_pipeline.core.synth import generate_corpus
 
-    seed_folder = folder.parent / "seed_corpus"
-    generate_corpus(seed_folder, patients=patients, seed=0)
+        generate_corpus(seed_folder, patients=patients, seed=0)
     seeds = sorted(seed_folder.rglob("*.dcm"))
-    elements = 0
-    for index in range(files):
-        copy, source = divmod(index, len(seeds))
-        ds = pydicom.dcmread(seeds[source])
-        if copy:
-            def vary(dataset, element, copy=copy):
-                if element.VR == "UI" and element.VM == 1 and element.value and not str(
-                        element.value).startswith(STANDARD_UID_ROOT):
-                    element.value = generate_uid(entropy_srcs=[str(element.value), str(copy)])
-
-            ds.walk(vary)
-            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-            ds.PatientID = f"{ds.PatientID}-{copy}"
-        elements += sum(1 for _ in ds.iterall())
-        target = folder / f"copy{copy:03d}" / seeds[source].relative_to(seed_folder)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        ds.save_as(target, enforce_file_format=True)
-    shutil.rmtree(seed_folder)
+    jobs = [(index, seeds, seed_folder, folder) for index in range(files)]
+    with ProcessPoolExecutor(os.cpu_count()) as pool:
+        elements = sum(pool.map(_write_copy, jobs, chunksize=16))
+    if seed_corpus is None:
+        shutil.rmtree(seed_folder)
     size = sum(p.stat().st_size for p in folder.rglob("*.dcm"))
     return {"files": files, "distinct_source_files": len(seeds), "patients_per_copy": patients,
             "megabytes": round(size / MB, 1), "mean_elements_per_file": round(elements / files)}
+
+
+def _write_copy(job: tuple[int, list[Path], Path, Path]) -> int:
+    """Write copy number `index` of its seed file; returns its element count."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    index, seeds, seed_folder, folder = job
+    copy, source = divmod(index, len(seeds))
+    ds = pydicom.dcmread(seeds[source])
+    if copy:
+        def vary(dataset, element):
+            if element.VR == "UI" and element.VM == 1 and element.value and not str(
+                    element.value).startswith(STANDARD_UID_ROOT):
+                element.value = generate_uid(entropy_srcs=[str(element.value), str(copy)])
+
+        ds.walk(vary)
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.PatientID = f"{ds.PatientID}-{copy}"
+    target = folder / f"copy{copy:03d}" / seeds[source].relative_to(seed_folder)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(target, enforce_file_format=True)
+    return sum(1 for _ in ds.iterall())
 
 
 # -- one measurement, in its own process --------------------------------------------------------
@@ -130,16 +179,24 @@ def measure(tool: str, jobs: int, src: Path, dst: Path, work: Path) -> dict:
             return written, 0
 
     at_start = peak_rss_mb()
-    cpu_started, started = os.times(), time.perf_counter()
+    tree_peak = TreePeak()
+    cpu_started, workers_started = os.times(), workers_cpu_seconds()
+    started = time.perf_counter()
     written, quarantined = run()
     seconds = time.perf_counter() - started
     cpu = os.times()
-    cpu_seconds = sum(cpu[:4]) - sum(cpu_started[:4])  # user + system, self + workers
+    tree_peak.stop()
+    cpu_seconds = (sum(cpu[:4]) - sum(cpu_started[:4])  # user + system, self + own children
+                   + workers_cpu_seconds() - workers_started - tree_peak.cpu_seconds)
     return {"tool": tool, "processes": jobs, "files": written, "quarantined": quarantined,
             "seconds": round(seconds, 3), "files_per_second": round(written / seconds, 1),
             "cpu_seconds": round(cpu_seconds, 3),
+            # the measuring process alone: with workers, the hand-over and the batch's own work
+            "parent_cpu_seconds": round(sum(cpu[:2]) - sum(cpu_started[:2])
+                                        - tree_peak.cpu_seconds, 3),
             "peak_rss_mb": round(peak_rss_mb(), 1),
-            "peak_rss_worker_mb": round(peak_rss_of_workers_mb(), 1) if jobs > 1 else None,
+            "peak_rss_worker_mb": round(tree_peak.process / MB, 1) if jobs > 1 else None,
+            "peak_rss_tree_mb": round(tree_peak.tree / MB, 1),
             "rss_at_start_mb": round(at_start, 1)}
 
 
@@ -150,7 +207,9 @@ def measure_in_subprocess(tool: str, jobs: int, src: Path, scratch: Path) -> dic
     result = subprocess.run(
         [sys.executable, __file__, "--measure", tool, "--jobs", str(jobs), "--src", str(src),
          "--dst", str(dst), "--work", str(work)],
-        capture_output=True, text=True, check=True)
+        capture_output=True, text=True)
+    if result.returncode:
+        raise SystemExit(f"{tool} on {jobs} process(es) failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -177,15 +236,24 @@ def profile_engine(src: Path, scratch: Path) -> str:
 
 
 def table(results: list[dict]) -> str:
-    header = (f"{'tool':<16}{'procs':>6}{'files':>7}{'seconds':>9}{'files/s':>9}{'cpu s':>8}"
-              f"{'peak MB':>9}{'worker MB':>11}{'at start MB':>13}")
+    header = (f"{'tool':<16}{'procs':>6}{'files':>7}{'seconds':>9}{'files/s':>9}{'speed-up':>9}"
+              f"{'cpu s':>8}{'peak MB':>9}{'worker MB':>11}{'tree MB':>9}{'at start MB':>13}")
     lines = [header, "-" * len(header)]
     for r in results:
         worker = f"{r['peak_rss_worker_mb']:.0f}" if r["peak_rss_worker_mb"] else "-"
+        speed_up = f"{r['speed_up']:.2f}" if "speed_up" in r else "-"
         lines.append(f"{r['tool']:<16}{r['processes']:>6}{r['files']:>7}{r['seconds']:>9.1f}"
-                     f"{r['files_per_second']:>9.1f}{r['cpu_seconds']:>8.1f}"
-                     f"{r['peak_rss_mb']:>9.0f}{worker:>11}{r['rss_at_start_mb']:>13.0f}")
+                     f"{r['files_per_second']:>9.1f}{speed_up:>9}{r['cpu_seconds']:>8.1f}"
+                     f"{r['peak_rss_mb']:>9.0f}{worker:>11}{r['peak_rss_tree_mb']:>9.0f}"
+                     f"{r['rss_at_start_mb']:>13.0f}")
     return "\n".join(lines)
+
+
+def installed_version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:  # run from a copy of the source, not installed
+        return None
 
 
 def best_of(runs: list[dict]) -> dict:
@@ -199,6 +267,10 @@ def main() -> int:
                         help="patients of the generated corpus that is copied")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs per tool, taking turns; the fastest is kept")
+    parser.add_argument("--processes", default="1,2",
+                        help="comma-separated process counts for this project's runs")
+    parser.add_argument("--seed-corpus", type=Path,
+                        help="an already generated corpus to copy instead of generating one")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/bench_tags.json")
     parser.add_argument("--measure", choices=["deid_pipeline", "dicognito"],
@@ -216,18 +288,23 @@ def main() -> int:
         scratch = Path(tmp)
         src = scratch / "corpus"
         started = time.perf_counter()
-        corpus = build_corpus(src, args.files, args.patients)
+        corpus = build_corpus(src, args.files, args.patients, args.seed_corpus)
         print(f"corpus: {corpus['files']} files ({corpus['distinct_source_files']} distinct "
               f"sources, {corpus['megabytes']} MB, ~{corpus['mean_elements_per_file']} "
               f"elements each) built in {time.perf_counter() - started:.0f} s")
         # Repeats take turns, so that a busy spell of the machine does not fall on one tool only.
-        runs = [[measure_in_subprocess(tool, jobs, src, scratch) for tool, jobs in RUNS]
+        plan = [("deid_pipeline", int(n)) for n in args.processes.split(",")] + [("dicognito", 1)]
+        runs = [[measure_in_subprocess(tool, jobs, src, scratch) for tool, jobs in plan]
                 for _ in range(args.repeat)]
         results = [best_of(list(same_run)) for same_run in zip(*runs, strict=True)]
+        ours_one = next(r for r in results if r["tool"] == "deid_pipeline")
+        for r in results[:-1]:
+            r["speed_up"] = round(r["files_per_second"] / ours_one["files_per_second"], 2)
+            r["efficiency"] = round(r["speed_up"] / (r["processes"] / ours_one["processes"]), 2)
         profile = profile_engine(src, scratch) if args.profile else None
 
     print(table(results))
-    ours, theirs = results[0], results[2]
+    ours, theirs = results[0], results[-1]
     ratio = ours["files_per_second"] / theirs["files_per_second"]
     cpu_ratio = theirs["cpu_seconds"] / ours["cpu_seconds"]
     print(f"deid_pipeline on one process: {ratio:.2f}x dicognito's files/s "
@@ -238,7 +315,8 @@ def main() -> int:
         "benchmark": "bench_tags",
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version()},
-        "versions": {name: version(name) for name in ("pydicom", "dicognito", "deid-pipeline")},
+        "versions": {name: installed_version(name)
+                     for name in ("pydicom", "dicognito", "deid-pipeline")},
         "corpus": corpus,
         "results": results,
         "speed_ratio_one_process": round(ratio, 2),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import multiprocessing
 import os
 import re
 import struct
@@ -41,6 +40,7 @@ from deid_pipeline.core.quarantine import OWNER_ONLY_DIR, OWNER_ONLY_FILE, quara
 from deid_pipeline.core.quiet import file_messages_muted
 from deid_pipeline.core.slides.aperio import SlideError
 from deid_pipeline.core.transcode import CodecError
+from deid_pipeline.core.workers import worker_context
 
 # pydicom reads values larger than this only when writing them out: pixel data streams from the
 # input to the output without being held per element.
@@ -311,9 +311,7 @@ def deidentify_tree(src: Path, dst: Path, work: Path, engine: TagEngine,
     tally = _Tally(paths)
     with AuditWriter(paths.audit) as audit:
         if jobs > 1 and len(sources) > 1:
-            # forkserver, not fork: a Dagster step runs threads, and a fork can copy a lock
-            # one of them holds.
-            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("forkserver"),
+            with ProcessPoolExecutor(jobs, mp_context=worker_context(),
                                      initializer=_init_worker,
                                      initargs=(engine, redactor)) as pool:
                 outcomes = pool.map(_work, [(s, dst) for s in sources], chunksize=CHUNK)

@@ -12,7 +12,6 @@ script that runs a step on several workers needs the `if __name__ == "__main__":
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
 import time
@@ -38,6 +37,7 @@ from deid_pipeline.core.pixels.stage import PixelRedactor
 from deid_pipeline.core.quarantine import read_reason
 from deid_pipeline.core.quiet import file_messages_muted
 from deid_pipeline.core.transcode import CodecError, decode_pixels, quarantine, write_pixels_back
+from deid_pipeline.core.workers import worker_context
 
 # Beyond this many workers a step gains little: they share memory bandwidth, and each holds its
 # own ONNX sessions and a decoded image (a multi-frame series can take hundreds of MB).
@@ -116,9 +116,7 @@ def _in_workers(work: Callable[[Item], _Outcome], items: Sequence[Item], workers
     """`work` over `items`, results in their order, on `workers` processes."""
     workers = min(workers, len(items))
     chunksize = max(1, min(MAX_CHUNK, len(items) // (workers * 4)))
-    # forkserver, not fork: the step's process runs threads (ONNX, OpenCV, Dagster's own), and a
-    # fork can copy a lock one of them holds.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"),
+    with ProcessPoolExecutor(workers, mp_context=worker_context(),
                              initializer=initializer, initargs=initargs) as pool:
         return list(pool.map(work, items, chunksize=chunksize))
 

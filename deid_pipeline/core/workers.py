@@ -1,0 +1,24 @@
+"""Worker processes for the per-file stages.
+
+forkserver, not fork: the stages run inside Dagster steps, whose threads (ONNX, OpenCV,
+Dagster's own) may hold a lock that a fork would copy held. The server imports the stage
+modules once before its first worker, so that every worker starts as a fork of an imported
+interpreter instead of importing pydicom, pandas, pyarrow and the codecs again: a second of CPU
+per worker, which on many cores and a short batch is most of the batch.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from multiprocessing.context import BaseContext
+
+# Everything a worker of either stage runs on.
+PRELOADED = ["deid_pipeline.core.deid.batch", "deid_pipeline.core.pixels.batch"]
+
+
+def worker_context() -> BaseContext:
+    """The context for a stage's process pool. The preload list is the server's: it counts only
+    when set before the server starts (the first pool of the process)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOADED)
+    return context
