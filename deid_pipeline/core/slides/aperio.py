@@ -4,13 +4,14 @@ An SVS file is a tiled, pyramidal TIFF. The tiled pages are the pyramid levels, 
 the stripped page right after level 0 is the thumbnail; stripped pages after the levels are
 associated images named by the first word of their description's second line (`label`, `macro`).
 This is how OpenSlide reads them, so both sides of a de-identification agree on what a page is.
+
+The file is read with core.slides.tiff_directory: directories as entries, tile tables as numpy
+arrays a part at a time, so that what a slide takes in memory does not grow with its tiles.
 """
 
 from __future__ import annotations
 
-import gc
 import hashlib
-import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import openslide
-import tifffile
+
+from deid_pipeline.core.slides.tiff_directory import (
+    TiffFormatError,
+    TiffPage,
+    TiffReader,
+    TruncatedError,
+)
 
 APERIO_VENDOR = "aperio"
 
@@ -82,11 +89,11 @@ class Description:
 
 @dataclass(frozen=True)
 class AperioFile:
-    tif: tifffile.TiffFile
-    pages: tuple[tuple[tifffile.TiffPage, PageKind], ...]
+    tiff: TiffReader
+    pages: tuple[tuple[TiffPage, PageKind], ...]
 
     @property
-    def levels(self) -> list[tifffile.TiffPage]:
+    def levels(self) -> list[TiffPage]:
         return [page for page, kind in self.pages if kind is PageKind.LEVEL]
 
     def page_names(self) -> list[str]:
@@ -101,21 +108,16 @@ class AperioFile:
         return names
 
 
-def release_tiff_pages() -> None:
-    """Free the pages of TiffFiles no longer referred to. A page and its file refer to each
-    other, so only the cycle collector frees them, whenever it next runs; their tile tables
-    (tuples of Python ints, some 80 bytes a tile) are most of the memory a large slide takes,
-    and must go before the next file's are read."""
-    gc.collect()
-
-
-def tile_sizes_digest(page: tifffile.TiffPage) -> str:
+def tile_sizes_digest(page: TiffPage) -> str:
     """A digest of the sizes of a page's stored tiles or strips: equal for two pages that hold
-    the same compressed data, and small however many tiles there are."""
-    return hashlib.sha256(np.asarray(page.databytecounts, np.uint64).tobytes()).hexdigest()
+    the same compressed data, and small however many tiles there are (read a part at a time)."""
+    digest = hashlib.sha256()
+    for _, _, counts in page.table_parts():
+        digest.update(counts.astype(np.uint64).tobytes())
+    return digest.hexdigest()
 
 
-def page_kind(index: int, page: tifffile.TiffPage) -> PageKind:
+def page_kind(index: int, page: TiffPage) -> PageKind:
     if page.is_tiled:
         return PageKind.LEVEL
     if index == 1:
@@ -131,34 +133,34 @@ def open_aperio(path: Path) -> Iterator[AperioFile]:
     the file. Raises SlideError with the reason otherwise."""
     path = Path(path)
     try:
-        tif = tifffile.TiffFile(path)
-    except (tifffile.TiffFileError, ValueError, struct.error, EOFError):
+        tiff = TiffReader(path)
+    except TruncatedError:
+        raise SlideError(TRUNCATED) from None
+    except TiffFormatError:
         raise SlideError("not a TIFF file") from None
     except OSError as exc:
         raise SlideError(f"cannot be read ({exc.strerror or type(exc).__name__})") from None
-    with tif:
-        pages = [page for page in tif.pages if isinstance(page, tifffile.TiffPage)]
-        if _cut_short(tif, pages):
-            raise SlideError("truncated file: its images run past the end of the file")
+    with tiff:
+        pages = tiff.pages
+        try:
+            if _cut_short(tiff, pages):
+                raise SlideError(TRUNCATED)
+        except TruncatedError:
+            raise SlideError(TRUNCATED) from None
         if not pages or not pages[0].is_tiled:
             raise SlideError("a TIFF that is not a whole-slide image (no tiled pyramid)")
         vendor = openslide.OpenSlide.detect_format(path)
         if vendor != APERIO_VENDOR:
             raise SlideError(f"unsupported slide vendor ({vendor or 'unknown'}); "
                              "only Aperio SVS is supported")
-        yield AperioFile(tif, tuple((page, page_kind(i, page)) for i, page in enumerate(pages)))
+        yield AperioFile(tiff, tuple((page, page_kind(i, page)) for i, page in enumerate(pages)))
 
 
-def _cut_short(tif: tifffile.TiffFile, pages: list[tifffile.TiffPage]) -> bool:
-    """Whether the file ends before its data: a page's tiles or strips past the end, or a last
-    page that points to a further one the file does not hold (tifffile stops there and only
-    logs it)."""
-    fh = tif.filehandle
-    for page in pages:
-        if len(page.dataoffsets) != len(page.databytecounts) or (
-                np.asarray(page.dataoffsets, np.int64) + np.asarray(page.databytecounts, np.int64)
-                > fh.size).any():
-            return True
-    fh.seek(tif.pages.next_page_offset)
-    stored = fh.read(tif.tiff.offsetsize)
-    return len(stored) < tif.tiff.offsetsize or struct.unpack(tif.tiff.offsetformat, stored)[0] != 0
+TRUNCATED = "truncated file: its images run past the end of the file"
+
+
+def _cut_short(tiff: TiffReader, pages: list[TiffPage]) -> bool:
+    """Whether the file ends before its data: a page's tiles or strips past the end (a
+    directory, a value, or a next directory past the end the reader has refused already)."""
+    return any(len(offsets) and int((offsets + counts).max()) > tiff.size
+               for page in pages for _, offsets, counts in page.table_parts())

@@ -4,8 +4,9 @@ Pyramid levels and the thumbnail are copied page by page (core.slides.page_copy)
 or strips as stored, a level's back-to-back tiles as one byte range copied in the kernel, and
 the tags that describe the pixels (compression, colour space, JPEG tables) as stored, so nothing
 is decoded or re-encoded and every level reads back identical, at about the speed of a file
-copy. What memory grows with the slide is its tile tables: some 80 bytes a tile as tifffile
-reads them, a few tens as the copy keeps them (numpy).
+copy. The file is read with our own directory reader (core.slides.tiff_directory), tile tables
+as numpy arrays a part at a time, and the copy's tables are written as it goes: memory does not
+grow with the slide's tiles.
 
 What changes:
 * ImageDescription keys, per the policy's `slides:` section: the patient key becomes the
@@ -22,8 +23,7 @@ A slide links to a patient when the caller passes `patient_id` (say, from a site
 barcodes to patients), else when its ImageDescription has the policy's `patient_key`.
 
 The output is named by a keyed hash of the scan (`<16 hex digits>.svs`), written to a temporary
-file, verified with OpenSlide against the input (once the input's tile tables are released),
-and only then renamed into place.
+file, verified with OpenSlide against the input, and only then renamed into place.
 """
 
 from __future__ import annotations
@@ -48,11 +48,10 @@ from deid_pipeline.core.slides.aperio import (
     PageKind,
     SlideError,
     open_aperio,
-    release_tiff_pages,
     tile_sizes_digest,
 )
-from deid_pipeline.core.slides.label import render_label
 from deid_pipeline.core.slides.page_copy import copied_tag, copy_page, pixel_tags
+from deid_pipeline.core.slides.tiff_directory import TiffPage, TiffReader
 from deid_pipeline.core.slides.tiff_output import Tag, TiffOutput
 from deid_pipeline.core.slides.verify import verify_slide
 
@@ -95,7 +94,6 @@ def deidentify_slide(src: Path, dst_dir: Path, settings: SlideSettings,
         raise ValueError(f"label_mode must be one of {', '.join(sorted(LABEL_MODES))}")
     result, tmp = _write_staged(src, Path(dst_dir), settings, pseudonymizer, label_mode,
                                 patient_id)
-    release_tiff_pages()
     try:
         problems = verify_slide(src, tmp, settings, label_mode)
         if problems:
@@ -111,7 +109,7 @@ def _write_staged(src: Path, dst_dir: Path, settings: SlideSettings,
                   pseudonymizer: Pseudonymizer, label_mode: str,
                   patient_id: str | None) -> tuple[SlideResult, Path]:
     """The result and its output written to a hidden temporary file beside it. The input is
-    closed on return, so that its tile tables are not held while verification reads both."""
+    closed on return."""
     with open_aperio(src) as slide:
         first = Description.parse(slide.levels[0].description)
         link = _link(patient_id or first.get(settings.patient_key), pseudonymizer)
@@ -141,10 +139,10 @@ def _slide_pseudonym(slide: AperioFile, pseudonymizer: Pseudonymizer) -> str:
 
 def _rewrite(slide: AperioFile, tmp: Path, settings: SlideSettings, link: _Link | None,
              label_mode: str, label_lines: list[str], audit: list[AuditRow]) -> None:
-    bigtiff = slide.tif.is_bigtiff or slide.tif.filehandle.size > CLASSIC_TIFF_LIMIT
-    source = slide.tif.filehandle.fileno()
+    bigtiff = slide.tiff.bigtiff or slide.tiff.size > CLASSIC_TIFF_LIMIT
+    source = slide.tiff.fd
     with open(tmp, "r+b") as out:
-        output = TiffOutput(out, bigtiff=bigtiff, byteorder=slide.tif.byteorder)
+        output = TiffOutput(out, bigtiff=bigtiff, byteorder=slide.tiff.byteorder)
         for index, (page, kind) in enumerate(slide.pages):
             where = f"page[{index}]"
             if kind in (PageKind.LEVEL, PageKind.THUMBNAIL):
@@ -201,7 +199,7 @@ def _shift_aperio_date(value: str, link: _Link) -> str | None:
     return datetime.strptime(moved, "%Y%m%d").strftime(APERIO_DATE_FORMAT)
 
 
-def _kept_tags(source: int, page: tifffile.TiffPage, settings: SlideSettings, where: str,
+def _kept_tags(source: int, page: TiffPage, settings: SlideSettings, where: str,
                audit: list[AuditRow]) -> list[Tag]:
     """The page's tags that the policy keeps, as stored; every other tag that describes no
     pixels is left out, and audited. Tags that point into the file (SubIFDs, Exif) are never
@@ -225,10 +223,12 @@ def _ascii_tag(code: int, text: str) -> Tag:
     return Tag(code, ASCII, len(value), value)
 
 
-def _write_pseudonym_label(output: TiffOutput, label: tifffile.TiffPage,
-                           lines: list[str]) -> None:
+def _write_pseudonym_label(output: TiffOutput, label: TiffPage, lines: list[str]) -> None:
     """Encode the generated label with tifffile into a scratch file, then copy that page like
     any other: one way of writing pages."""
+    # Imported here: OpenCV is only needed to draw a label, not to copy a slide.
+    from deid_pipeline.core.slides.label import render_label
+
     height, width = label.shape[:2]
     image = render_label(lines, width=width, height=height)
     software = label.description.splitlines()[0]
@@ -237,9 +237,8 @@ def _write_pseudonym_label(output: TiffOutput, label: tifffile.TiffPage,
                          subfiletype=label.subfiletype, byteorder=output.byteorder,
                          description=f"{software}\r\nlabel {width}x{height}", metadata=None,
                          software=False)
-        scratch.seek(0)
-        with tifffile.TiffFile(scratch) as tif:
-            page = tif.pages[0]
-            fd = scratch.fileno()
-            copy_page(output, fd, page,
-                      [*pixel_tags(fd, page), copied_tag(fd, page.tags[DESCRIPTION_TAG])])
+        scratch.flush()
+        with TiffReader(scratch.name) as tiff:
+            page = tiff.pages[0]
+            copy_page(output, tiff.fd, page, [*pixel_tags(tiff.fd, page),
+                                              copied_tag(tiff.fd, page.tags[DESCRIPTION_TAG])])

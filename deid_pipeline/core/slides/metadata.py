@@ -25,9 +25,9 @@ from enum import Enum
 from pathlib import Path
 
 import pandas as pd
-import tifffile
 
 from deid_pipeline.core.slides.aperio import Description, open_aperio
+from deid_pipeline.core.slides.tiff_directory import TiffPage, TiffTag
 
 SLIDE_METADATA_COLUMNS = ("file", "page", "image", "source", "tag", "name", "value", "length")
 MAX_LISTED_ITEMS = 16  # longer arrays are recorded by their length only
@@ -64,7 +64,7 @@ def slide_metadata_frame(rows: list[SlideRow]) -> pd.DataFrame:
     return pd.DataFrame([asdict(row) for row in rows], columns=list(SLIDE_METADATA_COLUMNS))
 
 
-def _tag_rows(page: tifffile.TiffPage, file: str, index: int, image: str) -> Iterator[SlideRow]:
+def _tag_rows(page: TiffPage, file: str, index: int, image: str) -> Iterator[SlideRow]:
     for tag in page.tags:
         value, length = _tag_text(tag)
         yield SlideRow(file, index, image, "tiff", tag.code, tag.name, value, length)
@@ -78,10 +78,10 @@ def _description_rows(text: str, file: str, index: int, image: str) -> Iterator[
         yield SlideRow(file, index, image, "description", None, key, value, len(value))
 
 
-def _tag_text(tag: tifffile.TiffTag) -> tuple[str | None, int]:
-    value = tag.value
-    if tag.code in DATA_LAYOUT_TAGS:
+def _tag_text(tag: TiffTag) -> tuple[str | None, int]:
+    if tag.code in DATA_LAYOUT_TAGS:  # never read: a large slide's tables are megabytes
         return None, tag.count
+    value = tag.value
     if isinstance(value, str):
         return value, len(value)
     if isinstance(value, bytes):

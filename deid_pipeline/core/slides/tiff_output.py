@@ -25,12 +25,15 @@ _NO_KERNEL_COPY = frozenset({errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.
 @dataclass(frozen=True)
 class Tag:
     """One directory entry: `value` is `count` items of TIFF type `dtype`, already encoded in
-    the output's byte order (bytes, or a memoryview of bytes)."""
+    the output's byte order (bytes, or a memoryview of bytes); or, with `at`, a value too long
+    for the entry that the caller has already written there (a tile table, written as the copy
+    goes) and `value` is empty."""
 
     code: int
     dtype: int
     count: int
     value: bytes | memoryview
+    at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -69,10 +72,16 @@ class TiffOutput:
         """The TIFF type of offsets and byte counts in this file."""
         return LONG8 if self.bigtiff else LONG
 
-    def reserve(self, length: int) -> int:
-        """Where the next `length` bytes of data go; the caller writes them there."""
-        offset = self.size
-        self.size += length
+    @property
+    def inline_size(self) -> int:
+        """Values of at most this many bytes sit in their directory entry."""
+        return self._format.inline
+
+    def reserve(self, length: int, *, align: int = 1) -> int:
+        """Where the next `length` bytes of data go, at a multiple of `align`; the caller
+        writes them there."""
+        offset = self.size + -self.size % align
+        self.size = offset + length
         return offset
 
     def append_ifd(self, tags: Iterable[Tag]) -> None:
@@ -87,7 +96,9 @@ class TiffOutput:
         end = next_link + struct.calcsize(order + form.offset)
         values = []  # (where, value) of the values too long for their entry
         for tag in tags:
-            if len(tag.value) <= form.inline:
+            if tag.at is not None:
+                field = struct.pack(order + form.offset, tag.at)
+            elif len(tag.value) <= form.inline:
                 field = bytes(tag.value).ljust(form.inline, b"\0")
             else:
                 end += end % 2  # so does a value

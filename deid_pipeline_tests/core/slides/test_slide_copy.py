@@ -2,12 +2,14 @@
 and the text blanked in JPEG headers; and, end to end, a slide whose tiles carry a name."""
 
 import errno
+import io
 from datetime import datetime
 
 import numpy as np
 import openslide
 import pytest
 import tifffile
+from PIL import Image
 
 from deid_pipeline.core.policy.rules import load_policy
 from deid_pipeline.core.pseudonyms import Pseudonymizer
@@ -270,3 +272,88 @@ def test_blanking_does_not_touch_the_input(planted_slide, settings, pseudonymize
     before = planted_slide.read_bytes()
     deidentify_slide(planted_slide, tmp_path, settings, pseudonymizer)
     assert planted_slide.read_bytes() == before
+
+
+def progressive_jpeg() -> bytes:
+    rows, columns = np.mgrid[0:64, 0:64]
+    pixels = np.stack([rows * 4, columns * 4, (rows * columns) % 256], -1).astype(np.uint8)
+    stream = io.BytesIO()
+    Image.fromarray(pixels).save(stream, "JPEG", progressive=True, quality=80)
+    return stream.getvalue()
+
+
+def test_text_between_the_scans_of_a_progressive_jpeg_is_blanked():
+    stream = progressive_jpeg()
+    scans = [index for index in range(len(stream) - 1) if stream[index:index + 2] == b"\xff\xda"]
+    assert len(scans) > 3
+    # A comment and an Exif segment before the third scan, among the tables a scan may need.
+    third = scans[2]
+    planted = stream[:third] + segment(0xFE, PLANTED) + segment(0xE1, b"Exif\0\0" + PLANTED) + \
+        b"\xff\xff" + stream[third:]
+    result = blanked(planted)
+    assert PLANTED not in result
+    assert result == (stream[:third] + segment(0xFE, b" " * len(PLANTED))
+                      + segment(0xE1, b" " * (6 + len(PLANTED))) + b"\xff\xff" + stream[third:])
+    decoded = np.asarray(Image.open(io.BytesIO(result)))
+    np.testing.assert_array_equal(decoded, np.asarray(Image.open(io.BytesIO(stream))))
+
+
+def test_a_baseline_jpeg_is_read_only_up_to_its_scan():
+    """A single scan of every component: nothing after it is a header, so nothing is searched
+    (the planted bytes after the scan header are image data here, and stay)."""
+    frame = segment(0xC0, bytes([8, 0, 16, 0, 16, 3]) + bytes(9))
+    scan = segment(0xDA, bytes([3]) + bytes(9)) + b"\x12\xff\xfe\x00\x05DOE^JANE\xff\xd9"
+    stream = b"\xff\xd8" + frame + scan
+    assert blanked(stream) == stream
+
+
+def test_a_scan_of_fewer_components_than_its_frame_is_followed_by_more():
+    frame = segment(0xC0, bytes([8, 0, 16, 0, 16, 3]) + bytes(9))
+    first_scan = segment(0xDA, bytes([1]) + bytes(5)) + b"\x12\xff\x00\x34\xff\xd3\x56"
+    later_scan = segment(0xDA, bytes([2]) + bytes(7)) + b"\x78\xff\xd9"
+    stream = b"\xff\xd8" + frame + first_scan + segment(0xFE, b"DOE^JANE") + later_scan
+    assert blanked(stream) == (b"\xff\xd8" + frame + first_scan + segment(0xFE, b" " * 8)
+                               + later_scan)
+
+
+def tile_part(length_field: int, header: bytes, data: bytes) -> bytes:
+    sot = b"\xff\x90" + (10).to_bytes(2, "big") + bytes(2) + length_field.to_bytes(4, "big") \
+        + bytes([0, 2])
+    return sot + header + b"\xff\x93" + data
+
+
+def test_every_jpeg_2000_tile_part_header_is_walked():
+    main = b"\xff\x4f" + segment(0x51, bytes(20)) + segment(0x64, b"\0\1main DOE^JANE")
+    data = b"\x12\xff\x64\x00\x10DOE^JANE bits"  # tile data that looks like a COM: not one
+    first_header = segment(0x64, b"\0\1part one DOE^JANE")
+    first = tile_part(12 + len(first_header) + 2 + len(data), first_header, data)
+    last_header = segment(0x58, bytes(6)) + segment(0x64, b"\0\1part two DOE^JANE")
+    last = tile_part(0, last_header, data)  # Psot 0: up to EOC
+    stream = main + first + last + b"\xff\xd9"
+    result = blanked(stream, JPEG_2000)
+    assert result.count(b"DOE^JANE") == 2  # the two in tile data
+    assert result == stream.replace(b"\0\1main DOE^JANE", b"\0\1" + b" " * 13).replace(
+        b"\0\1part one DOE^JANE", b"\0\1" + b" " * 17).replace(
+        b"\0\1part two DOE^JANE", b"\0\1" + b" " * 17)
+
+
+def test_a_jpeg_2000_tile_part_longer_than_its_stream_ends_the_walk():
+    header = segment(0x64, b"\0\1DOE^JANE")
+    stream = b"\xff\x4f" + segment(0x51, bytes(20)) + tile_part(10**6, header, b"\x00\x01")
+    assert blanked(stream, JPEG_2000) == stream.replace(b"DOE^JANE", b" " * 8)
+
+
+def test_tiles_whose_header_differs_from_the_first_tiles_are_walked_on_their_own():
+    """Tiles with the first tile's very header are not walked again; any other is."""
+    frame = segment(0xC0, bytes([8, 0, 16, 0, 16, 3]) + bytes(9))
+    scan = segment(0xDA, bytes([3]) + bytes(9)) + b"\x12\x34\xff\xd9"
+    plain = b"\xff\xd8" + frame + scan
+    commented = b"\xff\xd8" + segment(0xFE, b"DOE^JANE") + frame + scan
+    progressive = plain.replace(b"\xff\xc0", b"\xff\xc2") + segment(0xFE, b"DOE^JANE")
+    progressive = progressive.replace(b"\xff\xd9", b"") + segment(0xDA, bytes([3]) + bytes(9)) \
+        + b"\x56\xff\xd9"
+    tiles = [plain] * 5 + [commented] + [plain] * 3 + [progressive] + [plain[:-3]]
+    data = np.frombuffer(bytearray(b"".join(tiles)), np.uint8)
+    ends = np.cumsum([len(tile) for tile in tiles])
+    blank_header_text(data, ends - [len(tile) for tile in tiles], ends, JPEG)
+    assert data.tobytes() == b"".join(tiles).replace(b"DOE^JANE", b" " * 8)
