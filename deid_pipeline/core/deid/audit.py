@@ -38,14 +38,15 @@ class AuditWriter:
         return self
 
     def add(self, file: str, rows: Iterable[AuditRow]) -> None:
+        rows = rows if isinstance(rows, list) else list(rows)
+        if not rows:
+            return
         files, *rest = self._columns
-        count = 0
-        for row in rows:
-            for column, value in zip(rest, row, strict=True):
-                column.append(value)
-            self.actions[row.action] += 1
-            count += 1
-        files.extend([file] * count)
+        # Column by column: the rows are tuples of the columns after "file".
+        for column, values in zip(rest, zip(*rows), strict=True):
+            column.extend(values)
+        self.actions.update(row[3] for row in rows)
+        files.extend([file] * len(rows))
         if len(files) >= ROWS_PER_GROUP:
             self._flush()
 

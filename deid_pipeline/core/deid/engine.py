@@ -17,13 +17,13 @@ from typing import NamedTuple
 
 import yaml
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
-from pydicom.dataset import Dataset
+from pydicom.dataset import PIXEL_KEYWORDS, Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 
 from deid_pipeline.core.deid import method
-from deid_pipeline.core.deid.free_text import SpanFinder, clean_text, known_phrases
+from deid_pipeline.core.deid.free_text import PhraseIndex, SpanFinder, clean_text, known_phrases
 from deid_pipeline.core.deid.identifiers import IdentifyingValues, gather
 from deid_pipeline.core.deid.raw_text import ascii_element, ascii_values
 from deid_pipeline.core.policy.annex_e import (
@@ -229,44 +229,55 @@ class _FileContext:
     offset_days: int
 
     @cached_property
-    def phrases(self) -> set[str]:
+    def phrases(self) -> PhraseIndex:
         """What the free-text cleaner looks for, the same for every text of the file."""
-        return known_phrases(self.known)
+        return PhraseIndex(known_phrases(self.known))
 
     def walk(self, ds: Dataset, prefix: str) -> None:
+        # The data set's own dictionary, read directly: Dataset's item access converts its key
+        # to a Tag and checks it, a couple of hundred times a file.
+        elements = ds._dict
         surviving_blocks: set[tuple[int, int]] = set()
-        creators: list[int] = []
-        for tag in list(ds.keys()):
-            tag = int(tag)
-            raw = ds.get_item(tag, keep_deferred=True)
-            base = BaseTag(tag)
-            if base.element == 0:  # group lengths are recomputed or meaningless after editing
-                del ds[tag]
+        creators: list[BaseTag] = []
+        creator_names: dict[int, str | None] = {}
+        decide, audit, generated = self.engine.decide, self.result.audit.append, self.result.generated
+        sop_class = self.sop_class if not prefix else ""
+        for key in list(elements):
+            raw = elements[key]
+            tag = int(key)  # a plain int: BaseTag compares equal to ints in Python, not in C
+            element = tag & 0xFFFF
+            if element == 0:  # group lengths are recomputed or meaningless after editing
+                del ds[key]
                 continue
-            if base.is_private_creator:
-                creators.append(tag)
+            private = tag >> 16 & 1
+            if private and 0x0010 <= element <= 0x00FF:  # a private creator
+                creators.append(key)
                 continue
             creator = None
-            if base.is_private:
-                creator = _creator_of(ds, base)
-            vr = raw.VR or (dictionary_VR(tag) if not base.is_private else "UN")
+            if private:
+                block = tag >> 8
+                if block in creator_names:
+                    creator = creator_names[block]
+                else:
+                    creator = creator_names[block] = _creator_of(ds, BaseTag(tag))
+            vr = raw.VR or (dictionary_VR(tag) if not private else "UN")
             # Attribute types hold at the top level only; in an item the sequence's macro decides,
             # which the types table does not know ("" resolves as type unknown).
-            sop_class = self.sop_class if not prefix else ""
-            decision = self.engine.decide(tag, vr, creator, sop_class)
-            path = f"{prefix}{_tag_text(tag)}"
-            kept = self.apply(ds, tag, vr, decision, path)
-            if kept and decision.action in GENERATING_ACTIONS and vr != "SQ":
-                self.result.generated.add(path)
-            if kept and base.is_private:
-                surviving_blocks.add((base.group, base.element >> 8))
-            self.result.audit.append(AuditRow(path, _tag_text(tag), _keyword(tag),
-                                              decision.action, decision.rule))
-        for tag in creators:
-            if (tag >> 16, tag & 0xFF) not in surviving_blocks:
-                del ds[tag]
+            decision = decide(tag, vr, creator, sop_class)
+            tag_text = _tag_text(tag)
+            path = prefix + tag_text
+            kept = self.apply(ds, key, vr, decision, path)
+            if kept:
+                if decision.action in GENERATING_ACTIONS and vr != "SQ":
+                    generated.add(path)
+                if private:
+                    surviving_blocks.add((tag >> 16, element >> 8))
+            audit(AuditRow(path, tag_text, _keyword(tag), decision.action, decision.rule))
+        for key in creators:
+            if (key >> 16, key & 0xFF) not in surviving_blocks:
+                del ds[key]
 
-    def apply(self, ds: Dataset, tag: int, vr: str, decision: Decision, path: str) -> bool:
+    def apply(self, ds: Dataset, tag: BaseTag, vr: str, decision: Decision, path: str) -> bool:
         """Apply one decision; True when the element is still in the dataset afterwards."""
         action = decision.action
         if action == "delete":
@@ -289,13 +300,16 @@ class _FileContext:
         if transform is None:
             del ds[tag]
             return False
-        raw = ds.get_item(tag, keep_deferred=True)
+        raw = ds._dict[tag]
         values = ascii_values(raw, vr)
         if values is not None:
             new = self._transformed(values, transform, vr)
             replacement = ascii_element(raw, vr, new)
             if replacement is not None:
-                ds[tag] = replacement
+                if tag >> 16 & 1 or tag in PIXEL_KEYWORDS:
+                    ds[tag] = replacement  # a private element is decoded, as pydicom does
+                else:
+                    ds._dict[tag] = replacement  # what Dataset.__setitem__ comes to
                 return True
         elem = ds[tag]
         if elem.VR != vr:  # an ambiguous dictionary VR ("US or SS") settled by decoding

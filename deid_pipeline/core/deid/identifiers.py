@@ -128,21 +128,27 @@ def gather(ds: Dataset, found: IdentifyingValues | None = None) -> IdentifyingVa
     included, which the batch otherwise leaves on disk until writing) costs more than the rest of
     de-identification, and an element kept undecoded is written out byte for byte."""
     found = found if found is not None else IdentifyingValues()
-    for tag in ds.keys():
-        raw = ds.get_item(tag, keep_deferred=True)
+    elements = ds._dict  # read directly: Dataset's item access costs more than the check here
+    for key in list(elements):
+        raw = elements[key]
+        tag = int(key)  # a plain int: BaseTag compares equal to ints in Python, not in C
         # Implicit VR files leave the VR to the dictionary; a private tag must be decoded to know.
-        vr = raw.VR or (dictionary_VR(tag) if dictionary_has_tag(tag) else ds[tag].VR)
-        if vr == "UN" and dictionary_has_tag(tag):
-            vr = dictionary_VR(tag)  # a public element sent as UN: its values are still its VR's
+        vr = raw.VR
+        if not vr:
+            vr = _dictionary_vr(tag)
+            if vr is None:
+                vr = ds[key].VR
+        elif vr == "UN":
+            vr = _dictionary_vr(tag) or vr  # a public element sent as UN: its values are its VR's
         if vr not in _GATHERED_VRS and tag not in _GATHERED_TAGS:
             continue
         if vr == "SQ":
-            for item in ds[tag].value or ():
+            for item in ds[key].value or ():
                 gather(item, found)
             continue
         values = ascii_values(raw, vr)
         if values is None:
-            elem = ds[tag]
+            elem = ds[key]
             vr = elem.VR
             if elem.value in (None, "", b""):
                 continue
@@ -165,3 +171,9 @@ def gather(ds: Dataset, found: IdentifyingValues | None = None) -> IdentifyingVa
 @lru_cache(maxsize=None)
 def _keyword(tag: int) -> str:
     return keyword_for_tag(tag) or ""
+
+
+@lru_cache(maxsize=None)
+def _dictionary_vr(tag: int) -> str | None:
+    """The dictionary's VR of a tag it knows, else None."""
+    return dictionary_VR(tag) if dictionary_has_tag(tag) else None
