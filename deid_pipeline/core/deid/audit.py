@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -17,18 +18,32 @@ from deid_pipeline.core.quarantine import OWNER_ONLY_FILE
 
 COLUMNS = ("file", "path", "tag", "keyword", "action", "rule")
 # Every column repeats a few hundred distinct values: dictionary-encoded in memory and on disk.
-SCHEMA = pa.schema([(name, pa.dictionary(pa.int32(), pa.string())) for name in COLUMNS])
+DICTIONARY = pa.dictionary(pa.int32(), pa.string())
+SCHEMA = pa.schema([(name, DICTIONARY) for name in COLUMNS])
 ROWS_PER_GROUP = 200_000
 
 
+def audit_batch(file: str, rows: Sequence[AuditRow]) -> pa.RecordBatch:
+    """One file's rows as a dictionary-encoded batch. It is made where the file was
+    de-identified (a worker process): the batch's own process, which every file passes through,
+    then only collects batches, where a list of a few hundred row tuples would cost it more to
+    receive and turn into columns than the worker spends making this."""
+    count = len(rows)
+    files = pa.DictionaryArray.from_arrays(pa.array(np.zeros(count, np.int32)), pa.array([file]))
+    columns = zip(*rows) if rows else [()] * (len(COLUMNS) - 1)
+    return pa.RecordBatch.from_arrays(
+        [files, *(pa.array(column, DICTIONARY) for column in columns)], schema=SCHEMA)
+
+
 class AuditWriter:
-    """Collects rows file by file and writes a row group whenever enough have gathered; the
+    """Collects files' batches and writes a row group whenever enough rows have gathered; the
     table appears (atomically, owner-only) when the writer closes without error."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.actions: Counter[str] = Counter()
-        self._columns: list[list[str]] = [[] for _ in COLUMNS]
+        self._batches: list[pa.RecordBatch] = []
+        self._rows = 0
         self._writer: pq.ParquetWriter | None = None
         self._tmp: Path | None = None
 
@@ -37,25 +52,26 @@ class AuditWriter:
         self._writer = pq.ParquetWriter(self._tmp, SCHEMA)
         return self
 
-    def add(self, file: str, rows: Iterable[AuditRow]) -> None:
-        rows = rows if isinstance(rows, list) else list(rows)
-        if not rows:
-            return
-        files, *rest = self._columns
-        # Column by column: the rows are tuples of the columns after "file".
-        for column, values in zip(rest, zip(*rows), strict=True):
-            column.extend(values)
-        self.actions.update(row[3] for row in rows)
-        files.extend([file] * len(rows))
-        if len(files) >= ROWS_PER_GROUP:
+    def add(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows:
+            self._batches.append(batch)
+            self._rows += batch.num_rows
+        if self._rows >= ROWS_PER_GROUP:
             self._flush()
 
     def _flush(self) -> None:
-        if self._columns[0]:
-            arrays = [pa.array(column, pa.string()).dictionary_encode()
-                      for column in self._columns]
-            self._writer.write_table(pa.Table.from_arrays(arrays, schema=SCHEMA))
-            self._columns = [[] for _ in COLUMNS]
+        if self._batches:
+            # One dictionary per column for the row group, as the readers of the table expect.
+            table = pa.Table.from_batches(self._batches, SCHEMA).unify_dictionaries()
+            table = table.combine_chunks()
+            actions = table.column("action").chunk(0)
+            counts = np.bincount(actions.indices.to_numpy(zero_copy_only=False),
+                                 minlength=len(actions.dictionary))
+            self.actions.update({action: int(count) for action, count
+                                 in zip(actions.dictionary.to_pylist(), counts, strict=True)
+                                 if count})
+            self._writer.write_table(table)
+            self._batches, self._rows = [], 0
 
     def __exit__(self, kind, error, traceback) -> None:
         try:

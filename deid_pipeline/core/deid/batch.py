@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from deid_pipeline.core.atomic import remove_stale_temporaries, write_atomically, write_staged
-from deid_pipeline.core.deid.audit import AuditWriter
+from deid_pipeline.core.deid.audit import AuditWriter, audit_batch
 from deid_pipeline.core.deid.engine import FileResult, TagEngine
 from deid_pipeline.core.deid.identifiers import gather
 from deid_pipeline.core.deid.leak_gate import LeakGate
@@ -93,6 +94,7 @@ class FileOutcome:
     pixels: PixelResult | None = None
     staged: Path | None = None  # the written output under a hidden temporary name
     instance: str | None = None  # the output's SOP Instance UID: one file per instance
+    audit: pa.RecordBatch | None = None  # the result's audit rows, made into columns
 
 
 @dataclass
@@ -166,7 +168,11 @@ def deidentify_file(source: SourceFile, engine: TagEngine, dst: Path,
     then tags, then the leak gate on what was written. A DICOM output is left staged (complete,
     hidden): the batch makes it visible once it knows no earlier file claimed its SOP Instance UID."""
     with file_messages_muted():
-        return _deidentify_file(source, engine, dst, redactor)
+        outcome = _deidentify_file(source, engine, dst, redactor)
+    if outcome.result is not None:
+        outcome.audit = audit_batch(outcome.output, outcome.result.audit)
+        outcome.result.audit = []  # handed over once, as columns
+    return outcome
 
 
 def _deidentify_file(source: SourceFile, engine: TagEngine, dst: Path,
@@ -360,7 +366,7 @@ class _Tally:
         self.uid_pairs.update(result.uid_map.items())
         if result.patient_id:
             self.patid_pairs.add(result.patient_id)
-        audit.add(outcome.output, result.audit)
+        audit.add(outcome.audit)
         pixels = outcome.pixels
         self.file_rows.append({"source": source.relpath, "output": outcome.output,
                                "transfer_syntax": outcome.syntax,
