@@ -3,8 +3,8 @@ engine on one and on several processes, side by side with dicognito on the same 
 demand).
 
     .venv/bin/python benchmarks/bench_tags.py [--files 1000] [--patients 6] [--repeat 1]
-                                              [--processes 1,2] [--seed-corpus DIR]
-                                              [--profile] [--out FILE]
+                                              [--processes 1,2] [--without-dicognito]
+                                              [--seed-corpus DIR] [--profile] [--out FILE]
 
 Input: `generate_corpus` writes a small realistic corpus (`--patients`, seed 0: CT, MR, CR, DX,
 MG, US, XA and SC files of ~170 elements with sequences and private blocks, in every writable
@@ -269,6 +269,8 @@ def main() -> int:
                         help="runs per tool, taking turns; the fastest is kept")
     parser.add_argument("--processes", default="1,2",
                         help="comma-separated process counts for this project's runs")
+    parser.add_argument("--without-dicognito", action="store_true",
+                        help="only this project's runs (scaling over processes)")
     parser.add_argument("--seed-corpus", type=Path,
                         help="an already generated corpus to copy instead of generating one")
     parser.add_argument("--profile", action="store_true")
@@ -293,22 +295,27 @@ def main() -> int:
               f"sources, {corpus['megabytes']} MB, ~{corpus['mean_elements_per_file']} "
               f"elements each) built in {time.perf_counter() - started:.0f} s")
         # Repeats take turns, so that a busy spell of the machine does not fall on one tool only.
-        plan = [("deid_pipeline", int(n)) for n in args.processes.split(",")] + [("dicognito", 1)]
+        plan = [("deid_pipeline", int(n)) for n in args.processes.split(",")]
+        plan += [] if args.without_dicognito else [("dicognito", 1)]
         runs = [[measure_in_subprocess(tool, jobs, src, scratch) for tool, jobs in plan]
                 for _ in range(args.repeat)]
         results = [best_of(list(same_run)) for same_run in zip(*runs, strict=True)]
         ours_one = next(r for r in results if r["tool"] == "deid_pipeline")
-        for r in results[:-1]:
+        for r in results:
+            if r["tool"] != "deid_pipeline":
+                continue
             r["speed_up"] = round(r["files_per_second"] / ours_one["files_per_second"], 2)
             r["efficiency"] = round(r["speed_up"] / (r["processes"] / ours_one["processes"]), 2)
         profile = profile_engine(src, scratch) if args.profile else None
 
     print(table(results))
     ours, theirs = results[0], results[-1]
-    ratio = ours["files_per_second"] / theirs["files_per_second"]
-    cpu_ratio = theirs["cpu_seconds"] / ours["cpu_seconds"]
-    print(f"deid_pipeline on one process: {ratio:.2f}x dicognito's files/s "
-          f"({cpu_ratio:.2f}x by CPU seconds)")
+    ratio = cpu_ratio = None
+    if theirs["tool"] == "dicognito":
+        ratio = ours["files_per_second"] / theirs["files_per_second"]
+        cpu_ratio = theirs["cpu_seconds"] / ours["cpu_seconds"]
+        print(f"deid_pipeline on one process: {ratio:.2f}x dicognito's files/s "
+              f"({cpu_ratio:.2f}x by CPU seconds)")
     if profile:
         print(profile)
     report = {
@@ -319,8 +326,8 @@ def main() -> int:
                      for name in ("pydicom", "dicognito", "deid-pipeline")},
         "corpus": corpus,
         "results": results,
-        "speed_ratio_one_process": round(ratio, 2),
-        "cpu_ratio_one_process": round(cpu_ratio, 2),
+        "speed_ratio_one_process": ratio and round(ratio, 2),
+        "cpu_ratio_one_process": cpu_ratio and round(cpu_ratio, 2),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
