@@ -30,7 +30,7 @@ from deid_pipeline.core.atomic import write_atomically
 from deid_pipeline.core.deid.batch import FINDING_COLUMNS, finding_row
 from deid_pipeline.core.deid.identifiers import gather
 from deid_pipeline.core.deid.method import record_pixels_cleaned
-from deid_pipeline.core.pixels.ocr import Box, TextReader, providers_for
+from deid_pipeline.core.pixels.ocr import Box, providers_for
 from deid_pipeline.core.pixels.phi import ages_of
 from deid_pipeline.core.pixels.redact import fill_boxes
 from deid_pipeline.core.pixels.stage import PixelRedactor
@@ -151,7 +151,7 @@ def _start_finder(redactor: PixelRedactor, threads: int) -> None:
     """A worker's own reader (ONNX sessions do not pickle), its threads a share of the CPUs:
     the default, one thread per CPU in every worker, oversubscribes them."""
     global _worker_redactor
-    redactor._reader = TextReader(device=redactor.device, threads=threads)
+    redactor.threads = threads  # its reader is built on first use, with these threads
     _worker_redactor = redactor
 
 

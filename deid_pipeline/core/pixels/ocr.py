@@ -1,10 +1,12 @@
 """Find and read burned-in text with the PP-OCR ONNX models inside the rapidocr wheel.
 
-`TextReader` runs the PP-OCRv6 small text detector (DB) on each reading view of a frame, merges
-the lines found in several views, recognises each merged line once (PP-OCRv6 small recogniser,
-CTC) from the view in which it was detected most surely, and splits it into words with boxes
-estimated from the positions at which the recogniser emitted each character. Boxes are
-inclusive (x1, y1, x2, y2) in the frame's pixel coordinates.
+`TextReader` runs the PP-OCRv6 small text detector (DB) on the reading views of a frame that
+are searched, merges the lines found in several views, recognises each merged line once
+(PP-OCRv6 small recogniser, CTC) from a view that saw all of it, and splits it into words with
+boxes estimated from the positions at which the recogniser emitted each character.
+Line and word boxes are then fitted to the ink they hold (the detector's box is the text grown
+by about its height on every side). Boxes are inclusive (x1, y1, x2, y2) in the frame's pixel
+coordinates.
 
 Only the model files in the installed wheel are used, through onnxruntime directly: nothing is
 downloaded, and no rapidocr code runs (its post-processing is reimplemented here for
@@ -26,12 +28,16 @@ of PHI value boxes against seconds per image):
   probability inside the region; a region too thick to be a line is thresholded again, higher,
   so that lines joined to a hazy patch of texture come apart from it.
 * No angle classifier: burned-in annotations are upright (vertical lines are read turned).
-* Recognition: one run per merged line (on CPU a batch costs more than its parts; CUDA batches
-  lines of nearly equal width), crops resized to the model's 48-pixel height and squeezed to
-  0.8 of their width (20 % fewer columns, the recogniser's cost, for no loss of exact reads on
-  the development set; 0.65 loses some). Lines read with a score under 0.9 are read in the other
-  views too. Recognised crops are cached by their pixels: a series whose frames carry the same
-  annotation reads it once.
+* Recognition: one run per merged line (on CPU a batch costs the same CPU time as its parts,
+  measured on the development set's 32 frames; CUDA batches lines of nearly equal width), crops
+  resized to the model's 48-pixel height and squeezed to 0.8 of their width (20 % fewer
+  columns, the recogniser's cost, for no loss of exact reads on the development set; 0.65 loses
+  some). A line is read from a view that saw all of it, not the equalised one where another
+  did (equalisation makes confident misreads of busy surroundings); lines read with a score
+  under 0.9 are read in the other views too, but for the equalised one. Recognised crops are
+  cached by their pixels: a series whose frames carry the same annotation reads it once.
+* Threads: as many as the CPUs this process may run on (its affinity: a pod's share, not the
+  host's cores).
 
 Not thread-safe: one reader per thread or process.
 """
@@ -41,6 +47,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import math
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -67,6 +74,19 @@ LINE_ROW_FILL = 0.3
 LINE_MAX_THICKNESS, DB_TOP_THRESHOLD = 48, 0.9
 # A "line" taller than both of these (pixels; share of the frame's rows) is a textured region.
 REGION_HEIGHT, REGION_FRACTION = 64, 0.25
+# Ink: pixels further from the background above and below the line than this share of the
+# strongest difference in a word's window (anti-aliased rims included), and at least
+# INK_MIN_LEVELS grey levels.
+INK_SHARE, INK_MIN_LEVELS = 0.3, 12
+# A word's band of ink rows is at least this share of the box's height (DB boxes are the text
+# grown by about its height), else it is noise and the fit is not trusted.
+BAND_MIN_SHARE = 0.25
+# Rows of a line's ink band hold at least this share of the fullest row's ink pixels (a
+# descender's tail is a few pixels under a row of a hundred).
+INK_ROW_SHARE = 0.02
+# Of the views that found a line, those whose box is at least this share of the largest saw all
+# of it, and one of them is read.
+WHOLE_LINE = 0.8
 # A line read less surely than this from the view that found it is read in the other views too,
 # and the surest reading kept.
 REREAD_BELOW = 0.9
@@ -111,6 +131,15 @@ def model_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "models"
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on: a container's or a task set's share, not the host's
+    (onnxruntime's default, one thread per host core, oversubscribes a pod limited to two)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity outside Linux
+        return os.cpu_count() or 1
+
+
 def providers_for(device: str) -> list:
     """onnxruntime execution providers for `device` ("cpu", "cuda" or "auto")."""
     available = ort.get_available_providers()
@@ -149,8 +178,7 @@ class TextReader:
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = threads
+        options.intra_op_num_threads = threads or available_cpus()
         self.providers = providers_for(device)
         self._det = ort.InferenceSession(str(path / DET_MODEL), options, providers=self.providers)
         self._rec = ort.InferenceSession(str(path / REC_MODEL), options, providers=self.providers)
@@ -176,21 +204,26 @@ class TextReader:
              timings: dict[str, float] | None = None) -> list[TextLine]:
         """Text lines of one view (or an 8-bit image), or of several views of the same frame,
         merged: a line seen in several views is reported once. `timings`, when given, receives
-        seconds per step ("detect:<view>", "recognize")."""
+        seconds per step ("detect", for all the views searched, and "recognize") and counts
+        ("detect_views", "rec_lines", "rec_columns")."""
         views = [view] if isinstance(view, (View, np.ndarray)) else list(view)
         images = [_as_bgr(v.image if isinstance(v, View) else v) for v in views]
         names = [v.name if isinstance(v, View) else f"view{i}" for i, v in enumerate(views)]
         if not images:
             return []
         self._columns = 0
-        detections = []
-        for i, image in enumerate(images):
-            start = time.perf_counter()
-            detections.extend(self.detect(image, i))
-            if timings is not None:
-                timings[f"detect:{names[i]}"] = time.perf_counter() - start
+        # Views only read (where another view found text) are never searched. One run per
+        # view: a batch of views costs the same CPU time and holds twice the detector's memory.
+        searched = [i for i, v in enumerate(views) if not isinstance(v, View) or v.detect]
         start = time.perf_counter()
-        lines = self._recognize_lines(images, names, _merge(detections), timings)
+        detections = [d for i in searched for d in self.detect(images[i], i)]
+        if timings is not None:
+            timings["detect"] = time.perf_counter() - start
+            timings["detect_views"] = len(searched)
+        start = time.perf_counter()
+        rereading = [i for i, v in enumerate(views) if not isinstance(v, View) or v.reread]
+        lines = self._recognize_lines(images, names, _merge(detections, set(rereading)),
+                                      rereading, timings)
         if timings is not None:
             timings["recognize"] = time.perf_counter() - start
         return lines
@@ -289,12 +322,11 @@ class TextReader:
         return text, score, chars
 
     def _recognize_lines(self, images: list[np.ndarray], names: list[str],
-                         merged: list[_Detection],
+                         merged: list[_Detection], rereading: list[int],
                          timings: dict[str, float] | None = None) -> list[TextLine]:
         readings = self._read_boxes(images, [(det.box, det.view) for det in merged])
         rereads = [(k, view) for k, (det, reading) in enumerate(zip(merged, readings))
-                   if reading[1] < REREAD_BELOW for view in range(len(images))
-                   if view != det.view]
+                   if reading[1] < REREAD_BELOW for view in rereading if view != det.view]
         if rereads:
             again = self._read_boxes(images, [(merged[k].box, view) for k, view in rereads])
             for (k, view), reading in zip(rereads, again):
@@ -309,11 +341,12 @@ class TextReader:
             text = text.strip()
             if not text or score < self.min_text_score:
                 continue
+            box = det.box
             if turned:
-                words = [Word(w, det.box, score) for w in text.split()]
+                words = [Word(w, box, score) for w in text.split()]
             else:
-                words = _words(chars, det.box)
-            lines.append(TextLine(det.box, text, round(score, 5), words, round(det.score, 5),
+                box, words = _fit_to_ink(images[det.view], box, _words(chars, box))
+            lines.append(TextLine(box, text, round(score, 5), words, round(det.score, 5),
                                   names[det.view]))
         lines.sort(key=lambda line: (line.box[1], line.box[0]))
         return lines
@@ -439,9 +472,11 @@ def _same_line(a: Box, b: Box) -> bool:
     return ix * iy >= 0.5 * min(_area(a), _area(b))
 
 
-def _merge(detections: list[_Detection]) -> list[_Detection]:
-    """One detection per group of overlapping ones (any view): the union of their boxes, read
-    from the view of the group's most confident member."""
+def _merge(detections: list[_Detection], preferred: set[int]) -> list[_Detection]:
+    """One detection per group of overlapping ones (any view): the union of their boxes, scored
+    by the group's most confident member and read from a view that saw the whole line (a
+    member box nearly as large as the largest), one of the `preferred` views if it can (an
+    equalised view misreads what the others read well), else the most confident."""
     parent = list(range(len(detections)))
 
     def root(i: int) -> int:
@@ -460,10 +495,12 @@ def _merge(detections: list[_Detection]) -> list[_Detection]:
     merged = []
     for members in groups.values():
         boxes = np.array([m.box for m in members])
-        best = max(members, key=lambda m: (m.score, -m.view))
         union = (int(boxes[:, 0].min()), int(boxes[:, 1].min()), int(boxes[:, 2].max()),
                  int(boxes[:, 3].max()))
-        merged.append(_Detection(union, best.score, best.view))
+        largest = max(_area(m.box) for m in members)
+        whole = [m for m in members if _area(m.box) >= WHOLE_LINE * largest]
+        best = max(whole, key=lambda m: (m.view in preferred, m.score, -m.view))
+        merged.append(_Detection(union, max(m.score for m in members), best.view))
     return merged
 
 
@@ -491,3 +528,115 @@ def _words(chars: list, box: Box) -> list[Word]:
         words.append(Word("".join(c[0] for c in g), (left, y1, max(left, right), y2),
                           round(float(np.mean([c[2] for c in g])), 5)))
     return words
+
+
+def _fit_to_ink(image: np.ndarray, box: Box, words: list[Word]) -> tuple[Box, list[Word]]:
+    """The line box and its word boxes fitted to the ink they hold in `image` (the view the
+    line was read in). The detector's box is the text grown on every side by about its height
+    (DB's unclip), and word boxes estimated from the recogniser's character positions stray by
+    a character or so: redacting those would blacken background above and below every word,
+    or miss the edge of one.
+
+    Ink is what differs from the background above and below the line (the box's top and bottom
+    rows, column by column: whatever its polarity, and anatomy changing along the line),
+    measured word by word (anatomy beside one word does not hide the faint ink of the next). A
+    word's rows are the band of rows with ink through the middle of the box (the detector
+    centres its box on the text; a touching neighbour line falls outside the band); its
+    estimated span grows to the runs of ink columns that reach into it, not beyond its
+    neighbours' spans, and never shrinks (ink fainter than the threshold may lie inside).
+    Every word gets the rows of the whole line (the descenders of one set the line's depth),
+    those of the words that showed a band when some did not (over anatomy); when none did, the
+    line keeps its rows."""
+    x1, y1, x2, y2 = box
+    crop = image[y1:y2 + 1, x1:x2 + 1]
+    rows, columns = crop.shape[:2]
+    if rows < 3 or columns < 3 or not words:
+        return box, words
+    # Noise (speckle, an equalised view) hides the band in the pixels themselves: the ink is
+    # sought again after a 3×3 median, which keeps strokes two pixels wide.
+    differences = (_difference_from_background(crop),
+                   _difference_from_background(cv2.medianBlur(np.ascontiguousarray(crop), 3)))
+    spans, top, bottom = [], rows, -1
+    for i, word in enumerate(words):
+        left, right = word.box[0] - x1, word.box[2] - x1
+        low = min(left, words[i - 1].box[2] - x1 + 1) if i else 0
+        high = max(right, words[i + 1].box[0] - x1 - 1) if i + 1 < len(words) else columns - 1
+        # Ink within a character of the estimate is the word's (the recogniser places a
+        # character a little off its glyph, or drops one at a word's end).
+        reach = math.ceil((right - left + 1) / max(len(word.text), 1))
+        fit = None
+        for difference in differences:
+            fit = fit or _ink_extent(difference[:, low:high + 1], left - low - reach,
+                                     right - low + reach)
+        if fit is None:
+            spans.append((left, right))
+            continue
+        (a, b), (word_top, word_bottom) = fit
+        # Grown to its ink, never shrunk: ink fainter than the threshold (over bright anatomy)
+        # may lie inside the estimate.
+        spans.append((min(left, low + a), max(right, low + b)))
+        top, bottom = min(top, word_top), max(bottom, word_bottom)
+    if bottom < top:  # no word showed its band: the line keeps its rows
+        top, bottom = 0, rows - 1
+    fitted = [Word(w.text, (x1 + int(a), y1 + top, x1 + int(b), y1 + bottom), w.score)
+              for w, (a, b) in zip(words, spans)]
+    line = (x1 + int(min(a for a, _ in spans)), y1 + top, x1 + int(max(b for _, b in spans)),
+            y1 + bottom)
+    return line, fitted
+
+
+def _difference_from_background(crop: np.ndarray) -> np.ndarray:
+    """How far each pixel of a line's crop lies from the background column by column (anatomy
+    under a line changes along it): the median of the box's top and bottom rows, then a running
+    median along the line, about a line height wide, over which strokes of a touching
+    neighbour line do not prevail."""
+    rows, columns = crop.shape[:2]
+    samples = crop.reshape(rows, columns, -1)
+    edge = np.ascontiguousarray(np.median(np.concatenate([samples[:2], samples[-2:]]), axis=0)
+                                .astype(np.uint8)[np.newaxis])
+    width = min(columns - 1 + columns % 2, 2 * (rows // 2) + 1)
+    background = cv2.medianBlur(edge, width) if width >= 3 else edge
+    background = background.reshape(1, columns, -1).astype(np.int16)
+    return np.abs(samples.astype(np.int16) - background).max(axis=2)
+
+
+def _ink_extent(difference: np.ndarray, left: int, right: int
+                ) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """Columns and rows of the ink in a word's window (`difference` from the background) that
+    reaches into columns `left`..`right` through the window's middle row; None when no ink
+    does. Columns that differ from the background in the box's outer rows as well are
+    structure crossing the line, not ink; a row holds ink when well above the noise left in
+    the outer rows."""
+    strongest = float(np.percentile(difference, 99))
+    ink = difference >= max(INK_MIN_LEVELS, INK_SHARE * strongest)
+    # A column that differs in the outer rows too is anatomy or an edge crossing the line.
+    ink[:, np.count_nonzero(np.concatenate([ink[:2], ink[-2:]]), axis=0) >= 3] = False
+    per_row = np.count_nonzero(ink, axis=1)
+    middle = len(per_row) // 2
+    # Noise: what passes the threshold in the rows above and below the text (the median: a
+    # neighbour line may reach into one of them).
+    noise = float(np.median(np.concatenate([per_row[:2], per_row[-2:]])))
+    filled = per_row >= max(1.0, INK_ROW_SHARE * per_row.max(), 2 * noise + 1)
+    if not filled[middle]:
+        return None
+    top, bottom = middle, middle
+    while top > 0 and filled[top - 1]:
+        top -= 1
+    while bottom + 1 < len(filled) and filled[bottom + 1]:
+        bottom += 1
+    if bottom - top + 1 < BAND_MIN_SHARE * len(filled):
+        return None
+    # Descenders and ascenders: a few pixels a row, under the band's threshold, joined to it.
+    reach = (bottom - top + 1) // 2
+    tails = per_row > noise
+    low, high = max(0, top - reach), min(len(filled) - 1, bottom + reach)
+    while top > low and tails[top - 1]:
+        top -= 1
+    while bottom < high and tails[bottom + 1]:
+        bottom += 1
+    edges = np.diff(np.concatenate([[0], ink[top:bottom + 1].any(axis=0).astype(np.int8), [0]]))
+    reached = [(a, b) for a, b in zip(np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0] - 1)
+               if b >= left and a <= right]
+    if not reached:
+        return None
+    return (int(reached[0][0]), int(reached[-1][1])), (top, bottom)

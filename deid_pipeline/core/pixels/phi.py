@@ -6,17 +6,25 @@ an optional NER model, then an allow-list of safe annotations. A line that holds
 whole, but for the words the allow-list names (labels such as "Name:", orientation letters):
 burned-in PHI comes in runs ("DOE JANE [F] 01.03.2012"), and a run is hidden whole even where OCR
 misread one of its words.
+
+OCR cuts and misreads what lies over anatomy or off the frame's edge, so a value is matched
+also where it was read in pieces: lines the detector cut apart on one row are judged as one line,
+adjacent words are matched joined ("2001 Jul05", "MA cus"), a safe word inside the file's own
+value goes with it ("Medical Center"), and a name read cut short at a line's end gets the box of
+the whole name.
 """
 
 from __future__ import annotations
 
+import math
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from deid_pipeline.core.deid.free_text import PHI_PATTERNS, SpanFinder
-from deid_pipeline.core.deid.identifiers import CLINICAL_ABBREVIATIONS, IdentifyingValues
+from deid_pipeline.core.deid.identifiers import CLINICAL_ABBREVIATIONS, MONTHS, IdentifyingValues
 from deid_pipeline.core.pixels.ocr import Box, TextLine, Word
 
 
@@ -49,8 +57,16 @@ AXIAL AX COR CORONAL SAG SAGITTAL VIEW VIEWS SCOUT LOCALIZER INSP EXP
 KV KVP MA MAS MS MSEC SEC S MM CM M HZ MHZ DB HU W L C WW WL WINDOW LEVEL CENTER WIDTH
 SE SER SERIES IM IMG IMAGE SL SLICE THK THICKNESS LOC POS TR TE TI FA FOV MATRIX NEX ET
 GAIN DEPTH FR FPS MI TIS TIB TIC COMP DR PWR PRF WF ZOOM
-NO NUM NUMBER OF
+NO NUM NUMBER OF DLP CTDI CTDIVOL MGY GY DAP SAR
 """.split()) | CLINICAL_ABBREVIATIONS
+# An acquisition or display parameter with its value ("TE:1.6", "W:1400", "kVp=120", and as
+# OCR reads it without the colon: "TE1.6", "L700"): safe when the label is a safe word, never
+# a PHI field's label ("Age:57", "ID:1234" are values). Without a colon the value has at most
+# four digits before any decimals (an ID with a letter before it has more).
+PARAMETER = re.compile(
+    r"^([A-Z]{1,6})\s*(?:[:=]\s*[-+]?\d+|[-+]?\d{1,4})(?:[.,]\d+)?\s*[A-Z%]{0,3}$", re.IGNORECASE)
+# Mammography views with their side (ACR codes): "LCC", "RMLO", "LXCCL".
+MAMMOGRAPHY_VIEW = re.compile(r"^[LR](?:CC|MLO|XCCL|XCCM|XCC|ML|LM|LMO|SIO|FB|CV|AT)$")
 # Labels of PHI fields: safe alone, hidden with the value they label (a line holding PHI), as
 # MIDI-B's pixels_hidden reads the whole box of a field.
 FIELD_LABELS = frozenset("""
@@ -64,6 +80,28 @@ TIME_PATTERN = re.compile(r"\b\d{1,2}:\d{2}(?::\d{2})?(?:\.\d+)?\s*(?:AM|PM)?\b"
 SEX_MARKER = re.compile(r"^[\[(]\s*[MFO]\s*[\])]$", re.IGNORECASE)
 INITIALS = re.compile(r"^[A-Z]{2,4}$")
 WORD_CHARS = re.compile(r"[^A-Z0-9]")
+# Dates OCR read with a space lost or a digit for a letter ("2001 Jul05", "1999 5ep 08"); the
+# letters-for-digits reading of the line is searched too.
+_MONTH = "|".join(MONTHS)
+LOOSE_DATE_PATTERNS = tuple(re.compile(p, re.IGNORECASE) for p in (
+    rf"\b(?:19|20)\d{{2}}\s*(?:{_MONTH})[A-Z]*\.?\s*\d{{1,2}}\b",
+    rf"\b\d{{1,2}}\s*(?:{_MONTH})[A-Z]*\.?\s*(?:19|20)\d{{2}}\b",
+))
+# Lines on one row closer than this many line heights were cut apart by the detector (a word
+# over anatomy, a gap in faint ink): judged as one line.
+ROW_JOIN_GAP = 1.0
+# A wrapped value's second line starts within this many line heights of where the value starts
+# on the line above, at most WRAP_GAP line heights below it.
+WRAP_ALIGN, WRAP_GAP = 0.6, 1.0
+# Patterns that any few letters or digits match (initials, digit runs) count only on words read
+# at least this surely: anatomy and noise read as text come out as such tokens, unsurely.
+LOOSE_PATTERNS, LOOSE_PATTERN_MIN_SCORE = (Reason.INITIALS_PATTERN, Reason.DIGITS_PATTERN), 0.5
+# What a word at a line's end may be when it is a name or place cut short there.
+CUT_CANDIDATES = (None, Reason.SAFE, Reason.INITIALS_PATTERN, Reason.NAME, Reason.PLACE)
+# Reasons that name one value of the file's own: neighbours with the same one are one value.
+VALUE_REASONS = (Reason.NAME, Reason.PLACE, Reason.DATE, Reason.IDENTIFIER)
+# Words read apart are matched joined, up to this many at a time.
+JOINED_WORDS = 3
 
 
 def ages_of(ds) -> list[str]:
@@ -127,17 +165,92 @@ def as_digits(token: str) -> str:
     return token.translate(DIGIT_LOOKALIKES) if digits * 2 >= len(token) else token
 
 
+def _ascii_fold(text: str) -> str:
+    """`text` without accents ("É" is "E")."""
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+
+
+def _value_of(text: str) -> str:
+    """A word's value without the field label OCR glued to it ("Age:57" is 57)."""
+    label, colon, value = text.partition(":")
+    return value if colon and value and normalise(label) in FIELD_LABELS else text
+
+
+def visual_lines(lines: Sequence[TextLine]) -> list[TextLine]:
+    """`lines` with those the detector cut apart on one row joined (in reading order): of
+    similar heights, overlapping vertically by most of the lower one, and closer than
+    ROW_JOIN_GAP line heights."""
+    rows: list[list[TextLine]] = []
+    for line in sorted(lines, key=lambda line: line.box[0]):
+        for row in rows:
+            if _continues(row[-1].box, line.box):
+                row.append(line)
+                break
+        else:
+            rows.append([line])
+    joined = [row[0] if len(row) == 1 else _joined(row) for row in rows]
+    return sorted(joined, key=lambda line: (line.box[1], line.box[0]))
+
+
+def _continues(left: Box, right: Box) -> bool:
+    ha, hb = left[3] - left[1] + 1, right[3] - right[1] + 1
+    overlap = min(left[3], right[3]) - max(left[1], right[1]) + 1
+    return (min(ha, hb) >= 0.6 * max(ha, hb) and overlap >= 0.6 * min(ha, hb)
+            and right[0] - left[2] <= ROW_JOIN_GAP * min(ha, hb) and right[2] > left[2])
+
+
+def _joined(row: list[TextLine]) -> TextLine:
+    boxes = [line.box for line in row]
+    box = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
+           max(b[3] for b in boxes))
+    words = [w for line in row for w in (line.words or [Word(line.text, line.box, line.score)])]
+    return TextLine(box, " ".join(line.text for line in row), min(line.score for line in row),
+                    words, min(line.det_score for line in row), row[0].view)
+
+
+def _hide_wrapped_values(judged: list[list[WordVerdict]]) -> None:
+    """A line of PHI alone under a line of PHI, starting where a value of that line starts
+    ("Institution Name: Maynard-Clarke Medical" over "Clinic"), is that value wrapped: its
+    last box reaches as far right as the value above, so that the value is hidden as one block
+    (the way a reader, and MIDI-B's answer boxes, see a wrapped field)."""
+    rows = sorted((v for v in judged if v and all(w.is_phi for w in v)),
+                  key=lambda v: v[0].box[1])
+    for below in rows:
+        height = below[0].box[3] - below[0].box[1] + 1
+        above = [v for v in judged if v and v is not below and _just_above(v, below, height)]
+        if not above:
+            continue
+        line = max(above, key=lambda v: v[0].box[3])
+        starts = [i for i, w in enumerate(line)
+                  if abs(w.box[0] - below[0].box[0]) <= WRAP_ALIGN * height and i > 0]
+        if starts and all(w.is_phi for w in line[starts[0]:]):
+            last = below[-1]
+            below[-1] = replace(last, box=(*last.box[:2], max(last.box[2], line[-1].box[2]),
+                                           last.box[3]))
+
+
+def _just_above(line: list[WordVerdict], below: list[WordVerdict], height: int) -> bool:
+    # No height test: lines set this close touch, and the ink of one reaches into the other.
+    bottom = max(w.box[3] for w in line)
+    return (-0.5 * height <= below[0].box[1] - bottom <= WRAP_GAP * height
+            and line[0].box[0] < below[0].box[0] and line[0].box[1] < below[0].box[1])
+
+
 class PixelPhiJudge:
     """Judges the lines OCR read in one file, knowing that file's identifying values."""
 
     def __init__(self, known: IdentifyingValues, *, ages: Iterable[str] = (),
                  sex: str | None = None, finders: Sequence[SpanFinder] = (),
                  redact_all_text: bool = False) -> None:
-        self.name_parts = {p for p in known.name_parts if len(p) >= 2}
+        # Devices print names in ASCII: "CÉLINA" is burned in as "CELINA".
+        self.name_parts = {f for p in known.name_parts for f in (p, _ascii_fold(p)) if len(f) >= 2}
         self.initials = set(known.initials)
         self.ids = {normalise(i) for i in known.ids if len(normalise(i)) >= 3}
-        self.place_words = {w for p in known.places for w in re.findall(r"[A-Z0-9]{3,}", p)
-                            if w not in SAFE_WORDS}
+        place_words = {w for p in known.places for w in re.findall(r"[A-Z0-9]{3,}", _ascii_fold(p))}
+        self.place_words = place_words - SAFE_WORDS
+        # Words of the file's own values that are also safe alone ("CENTER" of "Medical
+        # Center"): PHI beside the rest of their value.
+        self.value_words = {Reason.NAME: self.name_parts, Reason.PLACE: place_words}
         self.date_forms = {normalise(d) for d in known.date_renderings()}
         self.ages = {str(int(a)) for a in (re.sub(r"\D", "", x) for x in ages) if a}
         self.sex = (sex or "").upper()[:1] or None
@@ -171,23 +284,85 @@ class PixelPhiJudge:
             return Reason.AGE
         return None
 
-    # -- a whole line ---------------------------------------------------------------------------
+    def _joined_reason(self, token: str) -> Reason | None:
+        """What words read apart are, joined: a date, an ID or a name part (not an age or
+        initials, which short pieces would match by chance)."""
+        reason = self.metadata_reason(token) if len(token) >= 4 else None
+        return reason if reason in (Reason.DATE, Reason.IDENTIFIER, Reason.NAME,
+                                    Reason.PLACE) else None
+
+    def _cut_value(self, token: str) -> tuple[Reason, int, int] | None:
+        """A name or place word read cut short: its kind and how many characters it lacks
+        before and after `token`, or None. Exact pieces of four letters or more from anywhere in
+        the word, or its start (two letters; one misread from three on: "MAP" of "MARCUS");
+        the longest such word."""
+        token = as_letters(token)
+        if len(token) < 2 or not token.isalpha():
+            return None
+        best: tuple[Reason, int, int] | None = None
+        for kind, values in self.value_words.items():
+            for value in values:
+                if len(value) <= len(token):
+                    continue
+                if len(token) >= 4 and token in value:
+                    before = value.index(token)
+                elif edit_distance(token, value[:len(token)], 1) <= (len(token) >= 3):
+                    before = 0
+                else:
+                    continue
+                cut = (kind, before, len(value) - len(token) - before)
+                if best is None or cut[1] + cut[2] > best[1] + best[2]:
+                    best = cut
+        return best
+
+    def _cut_number(self, token: str, reason: Reason | None) -> tuple[int, int]:
+        """Characters missing before and after a date or ID matched with its first or last one
+        or two characters lost (read cut short, or the detector's box starting inside it),
+        else (0, 0)."""
+        values = {Reason.DATE: self.date_forms, Reason.IDENTIFIER: self.ids}.get(reason, ())
+        digits = as_digits(token)
+        before = [len(v) - len(digits) for v in values
+                  if 0 < len(v) - len(digits) <= 2 and v.endswith(digits)
+                  and not v.startswith(digits)]
+        after = [len(v) - len(digits) for v in values
+                 if 0 < len(v) - len(digits) <= 2 and v.startswith(digits)]
+        return max(before, default=0), max(after, default=0)
+
+    # -- a frame, a line --------------------------------------------------------------------------
+    def judge_frame(self, lines: Sequence[TextLine]) -> list[WordVerdict]:
+        """Every word of one frame's lines: lines the detector cut apart on a row judged as
+        one, and a value wrapped onto the next line hidden as one block."""
+        judged = [self.judge(line) for line in visual_lines(lines)]
+        _hide_wrapped_values(judged)
+        return [verdict for verdicts in judged for verdict in verdicts]
+
     def judge(self, line: TextLine) -> list[WordVerdict]:
         words = line.words or [Word(line.text, line.box, line.score)]
         if self.redact_all_text:
             return [WordVerdict(w.text, w.box, True, Reason.ALL_TEXT, w.score) for w in words]
+        tokens = [normalise(_value_of(w.text)) for w in words]
         # The file's own values decide first; patterns and the model only where they say nothing.
-        reasons = [self.metadata_reason(normalise(w.text)) for w in words]
+        reasons = [self.metadata_reason(t) for t in tokens]
+        self._joined_reasons(tokens, reasons)
+        self._value_neighbours(tokens, reasons)
         for index, span_reason in enumerate(self._span_reasons(words)):
             if reasons[index] is None:
                 reasons[index] = span_reason
         for index, word in enumerate(words):
             if reasons[index] is None:
                 reasons[index] = self._word_reason(word.text)
+            if reasons[index] in LOOSE_PATTERNS and word.score < LOOSE_PATTERN_MIN_SCORE:
+                reasons[index] = None  # texture read as letters, not a reading of text
+        boxes = [w.box for w in words]
+        self._cut_values(tokens, reasons, boxes)
+        # Words of one value ("2018 Mar 07") are hidden as one block: a character the OCR
+        # dropped between them ("Mar 7") lies in the gap.
+        for i in range(len(words) - 1):
+            if reasons[i] in VALUE_REASONS and reasons[i] is reasons[i + 1]:
+                boxes[i] = (*boxes[i][:2], max(boxes[i][2], boxes[i + 1][0] - 1), boxes[i][3])
         has_phi = any(r not in (None, Reason.SAFE) for r in reasons)
         verdicts = []
-        for word, reason in zip(words, reasons, strict=True):
-            token = normalise(word.text)
+        for word, token, reason, box in zip(words, tokens, reasons, boxes, strict=True):
             sex_letter = token in ("M", "F", "O") and token == self.sex
             if reason is Reason.SAFE and has_phi and sex_letter:
                 reason = Reason.SEX  # "DOE JOHN M": the patient's sex, not metres
@@ -196,18 +371,85 @@ class PixelPhiJudge:
                     reason = Reason.SEX if sex_letter else Reason.SAME_LINE
                 else:
                     reason = Reason.SAFE if token in SAFE_WORDS | FIELD_LABELS else Reason.UNMATCHED
-            elif reason is Reason.SAFE and has_phi and normalise(word.text) in FIELD_LABELS:
+            elif reason is Reason.SAFE and has_phi and token in FIELD_LABELS:
                 reason = Reason.SAME_LINE
-            verdicts.append(WordVerdict(word.text, word.box,
+            verdicts.append(WordVerdict(word.text, box,
                                         reason not in (Reason.SAFE, Reason.UNMATCHED), reason,
                                         word.score))
         return verdicts
+
+    def _joined_reasons(self, tokens: list[str], reasons: list[Reason | None]) -> None:
+        """Runs of words no value matched alone, matched joined ("2001" "JUL05", "MA" "CUS"):
+        the longest run that matches gives every word in it its reason. A word already matched
+        joins no run ("JANE" "[F]" is no misread "JANE")."""
+        for size in range(JOINED_WORDS, 1, -1):
+            for start in range(len(tokens) - size + 1):
+                run = range(start, start + size)
+                if any(reasons[i] is not None or not tokens[i] for i in run):
+                    continue
+                reason = self._joined_reason("".join(tokens[i] for i in run))
+                if reason is not None:
+                    for i in run:
+                        reasons[i] = reason
+
+    def _value_neighbours(self, tokens: list[str], reasons: list[Reason | None]) -> None:
+        """A word of a name or place value that is safe alone ("CENTER") next to a word matched
+        to that kind of value is part of it."""
+        changed = True
+        while changed:
+            changed = False
+            for i, token in enumerate(tokens):
+                if reasons[i] is not None:
+                    continue
+                for j in (i - 1, i + 1):
+                    kind = reasons[j] if 0 <= j < len(tokens) else None
+                    if kind in self.value_words and as_letters(token) in self.value_words[kind]:
+                        reasons[i], changed = kind, True
+                        break
+
+    def _cut_values(self, tokens: list[str], reasons: list[Reason | None],
+                    boxes: list[Box]) -> None:
+        """A name or place word read cut short at the start or end of its line (the rest under
+        anatomy, or off the frame; "ELINA" of "CELINA" matches the name already) is PHI, its
+        box grown by the characters missing on that side. A piece of four letters or more
+        stands alone; a shorter one, or one that is a safe word too, needs a word of the same
+        kind beside it ("THOMPSON MA"). A date or ID read without its first or last characters
+        grows by them on that side too."""
+        last = len(tokens) - 1
+        for i, token in enumerate(tokens):
+            before, after = self._cut_number(token, reasons[i]) if token else (0, 0)
+            if before or after:  # "08.16.194" of 08.16.1948, "034988626" of 6034988626
+                x1, y1, x2, y2 = boxes[i]
+                width = (x2 - x1 + 1) / len(token)
+                boxes[i] = (max(0, x1 - math.ceil(before * width)), y1,
+                            x2 + math.ceil(after * width), y2)
+        for i in sorted({0, last}):
+            cut = self._cut_value(tokens[i]) if reasons[i] in CUT_CANDIDATES else None
+            if cut is None:
+                continue
+            kind, before, after = cut
+            if reasons[i] in (Reason.NAME, Reason.PLACE) and reasons[i] is not kind:
+                continue  # one kind of value, and a piece of the other kind
+            inward = reasons[i + 1] if i == 0 and last > 0 else reasons[i - 1] if i else None
+            short = len(as_letters(tokens[i])) < 4 or reasons[i] is Reason.SAFE
+            if short and inward is not kind:
+                continue
+            x1, y1, x2, y2 = boxes[i]
+            width = (x2 - x1 + 1) / len(tokens[i])
+            grow_left = before if i == 0 else 0
+            grow_right = after if i == last else 0
+            boxes[i] = (max(0, x1 - math.ceil(grow_left * width)), y1,
+                        x2 + math.ceil(grow_right * width), y2)
+            reasons[i] = kind
 
     def _word_reason(self, text: str) -> Reason | None:
         if SEX_MARKER.match(text.strip()):
             return Reason.SEX
         token = normalise(text)
-        if token in SAFE_WORDS | FIELD_LABELS:
+        if token in SAFE_WORDS | FIELD_LABELS or MAMMOGRAPHY_VIEW.match(token):
+            return Reason.SAFE
+        parameter = PARAMETER.match(text.strip(" .,;"))
+        if parameter and parameter.group(1).upper() in SAFE_WORDS:
             return Reason.SAFE
         # "RAK/PA": initials joined by a slash (reader/transcriber) are initials too.
         parts = [p for p in re.split(r"[/\\]", text.strip(" .:,;")) if p]
@@ -227,9 +469,15 @@ class PixelPhiJudge:
         for word in words:
             starts.append(len(text))
             text += word.text + " "
+        # The same text with look-alike digits read as letters in mostly-letter words ("5ep"):
+        # same length, so spans fall on the same words.
+        letters = " ".join(as_letters(word.text) for word in words) + " "
         spans: list[tuple[int, int, Reason]] = []
         for pattern in PHI_PATTERNS:
             spans += [(*m.span(), Reason.TEXT_PATTERN) for m in pattern.finditer(text)]
+        for pattern in LOOSE_DATE_PATTERNS:
+            spans += [(*m.span(), Reason.TEXT_PATTERN) for source in (text, letters)
+                      for m in pattern.finditer(source)]
         spans += [(*m.span(), Reason.TIME_PATTERN) for m in TIME_PATTERN.finditer(text)]
         for finder in self.finders:
             spans += [(s, e, Reason.NER) for s, e in finder(text)]

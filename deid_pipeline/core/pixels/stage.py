@@ -7,7 +7,6 @@ an MD5 of them). The findings name file, frames, box, reason and scores, never t
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -19,26 +18,8 @@ from deid_pipeline.core.pixels.ocr import Box, TextReader
 from deid_pipeline.core.pixels.phi import PixelPhiJudge, Reason
 from deid_pipeline.core.pixels.redact import fill_boxes
 from deid_pipeline.core.pixels.views import frames_to_read
+from deid_pipeline.core.pixels.zones import Zone
 from deid_pipeline.core.transcode import decode_pixels, transfer_syntax_of, write_pixels_back
-
-
-@dataclass(frozen=True)
-class Zone:
-    """A fixed region a device always writes PHI into (CTP pixel-script style), keyed on the
-    file's Manufacturer and Manufacturer's Model Name (regular expressions) and matrix size."""
-
-    manufacturer: str
-    model: str
-    rows: int
-    columns: int
-    boxes: tuple[Box, ...]
-
-    def applies_to(self, ds: Dataset) -> bool:
-        return (re.fullmatch(self.manufacturer, str(ds.get("Manufacturer", "")), re.IGNORECASE)
-                is not None
-                and re.fullmatch(self.model, str(ds.get("ManufacturerModelName", "")),
-                                 re.IGNORECASE) is not None
-                and (int(ds.Rows), int(ds.Columns)) == (self.rows, self.columns))
 
 
 @dataclass(frozen=True)
@@ -64,22 +45,45 @@ class PixelResult:
 
 class PixelRedactor:
     """`reader`: a TextReader to share; by default each process builds its own on first use
-    (its ONNX sessions cannot cross to worker processes)."""
+    (its ONNX sessions cannot cross to worker processes), on `device` with `threads` ONNX
+    threads (0: as many as the CPUs this process may run on). Setting `threads` (or `device`)
+    drops a reader already built: the next use builds one with the new setting. `zones`: fixed
+    regions per device (a policy's `pixels.zones`), blacked out whatever the OCR reads."""
 
     def __init__(self, reader: TextReader | None = None, *, redact_all_text: bool = False,
                  zones: Sequence[Zone] = (), finders: Sequence[SpanFinder] = (),
-                 lossy_policy: str = "same", device: str = "auto") -> None:
+                 lossy_policy: str = "same", device: str = "auto", threads: int = 0) -> None:
         self._reader = reader
-        self.device = device
+        self._device, self._threads = device, threads
         self.redact_all_text = redact_all_text
         self.zones = tuple(zones)
         self.finders = tuple(finders)
         self.lossy_policy = lossy_policy
 
     @property
+    def device(self) -> str:
+        return self._device
+
+    @device.setter
+    def device(self, device: str) -> None:
+        if device != self._device:
+            self._device, self._reader = device, None
+
+    @property
+    def threads(self) -> int:
+        return self._threads
+
+    @threads.setter
+    def threads(self, threads: int) -> None:
+        if threads < 0:
+            raise ValueError(f"threads must be 0 (all CPUs) or more, not {threads}")
+        if threads != self._threads:
+            self._threads, self._reader = threads, None
+
+    @property
     def reader(self) -> TextReader:
         if self._reader is None:
-            self._reader = TextReader(device=self.device)
+            self._reader = TextReader(device=self._device, threads=self._threads)
         return self._reader
 
     def __getstate__(self) -> dict:
@@ -97,13 +101,13 @@ class PixelRedactor:
                               redact_all_text=self.redact_all_text)
         for frame in frames_to_read(pixels, ds):
             result.frames_read += 1
-            for line in self.reader.read_frame(frame.pixels, ds):
-                for verdict in judge.judge(line):
-                    result.findings.append(BoxFinding(frame.indices, verdict.box, verdict.is_phi,
-                                                      verdict.reason.value, verdict.score))
+            for verdict in judge.judge_frame(self.reader.read_frame(frame.pixels, ds)):
+                result.findings.append(BoxFinding(frame.indices, verdict.box, verdict.is_phi,
+                                                  verdict.reason.value, verdict.score))
         for zone in self.zones:
             if zone.applies_to(ds):
-                result.findings += [BoxFinding((), box, True, "zone", 1.0) for box in zone.boxes]
+                result.findings += [BoxFinding((), box, True, "zone", 1.0)
+                                    for box in zone.boxes_for(ds)]
         return result, pixels
 
     def redact(self, ds: Dataset, known: IdentifyingValues, *, sex: str | None = None,

@@ -5,11 +5,12 @@ sample per pixel, (rows, columns, 3) for colour. Burned-in text is drawn by a mo
 workstation or a PACS at some value of its choosing — most often the largest or smallest value
 the pixel can hold, sometimes a grey a few percent off the background — and it must be legible
 whatever the data: 8–16 bits, signed, a stored window that hides it or shows it, anatomy under
-it. Each view costs one pass of the text detector, so `reading_views` returns as few as it can:
+it. Each view searched costs one pass of the text detector, so `reading_views` returns as few as
+it can, in order of preference for reading a line found in several:
 
 ``full``
-    Linear, frame minimum to maximum. Text at either extreme is the brightest or darkest thing in
-    it, and low-contrast text on a flat background keeps its contrast relative to the range.
+    Linear, frame minimum to maximum, read but not searched: a line found in another view and
+    read unsurely there is read here too (without the equalisation's noise).
 ``window``
     The stored VOI window (or VOI LUT), as a reader would have seen the image; text drawn to be
     legible on the display is legible here even when outliers squash it in ``full``. Only when it
@@ -26,13 +27,16 @@ it. Each view costs one pass of the text detector, so `reading_views` returns as
     Only when strokes drawn at that extreme are, in ``full``, in places set against
     surroundings on their side of mid-grey.
 ``local``
-    Contrast-limited adaptive histogram equalisation of ``full``: grey text a few percent off a
-    flat background comes up to full contrast. Only when some tiles of ``full`` are flat but for
-    faint marks.
+    Contrast-limited adaptive histogram equalisation of the full range (``full``), the view the
+    detector always searches on grey frames: text at either extreme stays the brightest or
+    darkest thing around it, and grey text a few percent off its surroundings (over anatomy, on
+    a noisy background) comes up to a contrast the detector sees, which in ``full`` it does not.
 
 Colour frames (RGB, YBR converted to RGB, PALETTE COLOR through its lookup table) give one
-``color`` view (BGR, the detector's order) and, when the picture is not grey, a ``gray`` view of
-the brightest channel, in which coloured text on grey anatomy is plain white-on-grey.
+``color`` view (BGR, the detector's order), when the picture is not grey a ``gray`` view of the
+brightest channel, in which coloured text on grey anatomy is plain white-on-grey, and a
+``local`` view of that channel when some flat part of it carries faint marks (an ultrasound
+header band).
 
 MONOCHROME1 is inverted so that every view reads the way the image is displayed.
 """
@@ -53,8 +57,9 @@ from pydicom.pixels import apply_color_lut, convert_color_space
 # decoder undoes the ICT/RCT transforms itself).
 PYDICOM_CONVERTS_TO_RGB = frozenset({"YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT"})
 
-# A candidate window whose mean absolute difference from a view already chosen is below this
-# (grey levels, on a subsample) shows nothing new and costs a detector pass: it is dropped.
+# A candidate window whose mean absolute difference from the full range or a window already
+# chosen is below this (grey levels, on a subsample) shows nothing new and costs a detector
+# pass: it is dropped.
 MIN_VIEW_DIFFERENCE = 12.0
 # A stored window (or the robust range) is read only when it shows the values it spans with at
 # least this many times the contrast of the full range.
@@ -74,10 +79,11 @@ EXTREME_MIN_PIXELS = 12
 # around it lie on its side of mid-grey.
 EXTREME_CLOSE_FRACTION = 0.4
 SUBSAMPLE = 4  # statistics on every 4th row and column
-# Local-contrast view: CLAHE settings, and when to read it: at least FAINT_MIN_TILES tiles of
+# Local-contrast view: CLAHE settings, and when a colour frame's brightest channel needs it: at
+# least FAINT_MIN_TILES tiles of
 # FAINT_TILE² pixels whose bulk is flat (10th to 90th percentile within FAINT_FLAT_LEVELS grey
 # levels) while a few pixels lie FAINT_MARK_LEVELS (low, high) beyond it, with no tile spanning
-# more than FAINT_BUSY_LEVELS next to them.
+# more than FAINT_BUSY_LEVELS next to them. (Grey frames always have it.)
 LOCAL_CLIP_LIMIT, LOCAL_GRID = 2.0, (8, 8)
 FAINT_TILE, FAINT_FLAT_LEVELS, FAINT_MARK_LEVELS, FAINT_MIN_TILES = 16, 8, (6, 64), 3
 FAINT_BUSY_LEVELS = 16
@@ -86,10 +92,14 @@ FAINT_BUSY_LEVELS = 16
 @dataclass(frozen=True, eq=False)
 class View:
     """One 8-bit image for the OCR: (rows, columns) grey or (rows, columns, 3) BGR, in the
-    frame's pixel coordinates."""
+    frame's pixel coordinates. `detect`: searched for text (else only read where another view
+    found it); `reread`: a line read unsurely in another view is read here too (an equalised
+    view misreads busy surroundings confidently: it is read only where it found the line)."""
 
     name: str
     image: np.ndarray
+    detect: bool = True
+    reread: bool = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,19 +180,21 @@ def _grey_views(pixels: np.ndarray, ds: Dataset, invert: bool) -> list[View]:
     if high <= low:
         return []
     chosen: list[View] = []
+    full = _scale(values, low, high)  # before any inversion
+    shown = [full]  # what the views show, before inversion
 
-    def add(name: str, image: np.ndarray | None, compare: bool = False) -> None:
-        """Keep `image`; a window (`compare`) only if it differs from the views kept."""
+    def add(name: str, image: np.ndarray | None, compare: bool = False, detect: bool = True,
+            reread: bool = True) -> None:
+        """Keep `image`; a window (`compare`) only if it differs from what the views show."""
         if image is None:
             return
-        if invert:
-            image = 255 - image
-        if not compare or all(_difference(image, view.image) >= MIN_VIEW_DIFFERENCE
-                              for view in chosen):
-            chosen.append(View(name, image))
+        if compare and any(_difference(image, seen) < MIN_VIEW_DIFFERENCE for seen in shown):
+            return
+        if compare:
+            shown.append(image)
+        chosen.append(View(name, 255 - image if invert else image, detect, reread))
 
-    full = _scale(values, low, high)  # before any inversion
-    add("full", full)
+    add("full", full, detect=False)
     window = _stored_window(values, ds, (high - low) / MIN_WINDOW_GAIN)
     if window is not None:
         add("window", window, compare=True)
@@ -192,8 +204,7 @@ def _grey_views(pixels: np.ndarray, ds: Dataset, invert: bool) -> list[View]:
         if 0 < p_high - p_low <= (high - low) / MIN_WINDOW_GAIN:
             add("robust", _scale(values, p_low, p_high), compare=True)
     add("extremes", _extremes(values, low, high, full))
-    if _has_faint_marks(full):
-        add("local", _local_contrast(chosen[0].image))
+    add("local", _local_contrast(full), reread=False)
     return chosen
 
 
@@ -394,5 +405,5 @@ def _color_views(rgb: np.ndarray) -> list[View]:
     if chroma >= 4:  # coloured text or overlay on a grey picture: brightest channel as grey
         views.append(View("gray", grey))
     if _has_faint_marks(grey):  # a faint header band, as on ultrasound
-        views.append(View("local", _local_contrast(np.ascontiguousarray(grey))))
+        views.append(View("local", _local_contrast(np.ascontiguousarray(grey)), reread=False))
     return views

@@ -3,7 +3,8 @@
 A rule matches on any of `tag` ("(0010,0010)"), `tag_pattern` ("(0019,xx92)", x = any hex
 digit), `keyword`, `vr`, `private_creator` (+ `element`, the low byte of a private element) —
 each a value or a list of values; all given keys must match. A bad file is rejected at load with
-its line and the reason.
+its line and the reason. Besides the rules: `ner` (free-text model), `slides` (SVS settings) and
+`pixels` (fixed zones of burned-in PHI per device).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 import yaml
 from pydicom.datadict import tag_for_keyword
+
+from deid_pipeline.core.pixels.zones import UNITS, Zone
 
 ACTIONS = frozenset({
     "replaceWithRandomName", "patientHashID", "hashID", "ensureTagExists", "replaceWithLiteral",
@@ -89,6 +92,17 @@ class SlideSettings:
     keep_tiff_tags: frozenset[int] = frozenset()  # copied besides those describing the pixels
 
 
+ZONE_KEYS = frozenset({"manufacturer", "model", "rows", "columns", "units", "boxes"})
+
+
+@dataclass(frozen=True)
+class PixelSettings:
+    """The `pixels:` section: fixed zones blacked out on the devices they name, whatever the OCR
+    reads. Each file's zones add to those of the files under it."""
+
+    zones: tuple[Zone, ...] = ()
+
+
 @dataclass(frozen=True)
 class Policy:
     rules: tuple[Rule, ...]
@@ -98,6 +112,7 @@ class Policy:
     sources: tuple[str, ...] = field(default=())
     ner: NerSettings | None = None
     slides: SlideSettings = SlideSettings()
+    pixels: PixelSettings = PixelSettings()
 
     def element_rules(self) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.action != "ensureTagExists")
@@ -177,7 +192,7 @@ def _parse_document(text: str, name: str) -> tuple[dict, list[Rule], dict[str, i
         raise PolicyError(f"{name}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(document, dict):
         raise PolicyError(f"{name}:1: a policy is a mapping with profile, dates and rules")
-    unknown = set(document) - {"profile", "dates", "rules", "ner", "slides"}
+    unknown = set(document) - {"profile", "dates", "rules", "ner", "slides", "pixels"}
     if unknown:
         raise PolicyError(f"{name}:1: unknown section(s) {', '.join(sorted(unknown))}")
     rule_nodes = []
@@ -211,6 +226,7 @@ def load_policy(user_files: Sequence[Path] = ()) -> Policy:
     shift = (365, 3650)
     ner: NerSettings | None = None
     slides = SlideSettings()
+    zones: tuple[Zone, ...] = ()
     for name, text in documents:
         document, file_rules, lines = _parse_document(text, name)
         rules = file_rules + rules
@@ -232,9 +248,11 @@ def load_policy(user_files: Sequence[Path] = ()) -> Policy:
             ner = _parse_ner(document["ner"], name, lines["ner"])
         if "slides" in document:
             slides = _parse_slides(document["slides"], name, lines["slides"], slides)
+        if "pixels" in document:
+            zones += _parse_pixels(document["pixels"], name, lines["pixels"], text)
     return Policy(rules=tuple(rules), options=options, shift_min_days=shift[0],
                   shift_max_days=shift[1], sources=tuple(name for name, _ in documents), ner=ner,
-                  slides=slides)
+                  slides=slides, pixels=PixelSettings(zones))
 
 
 def _parse_ner(raw: Any, name: str, line: int) -> NerSettings | None:
@@ -298,3 +316,60 @@ def _parse_slides(raw: Any, name: str, line: int, current: SlideSettings) -> Sli
     if both:
         raise PolicyError(f"{name}:{line}: slides key(s) both kept and removed: {', '.join(both)}")
     return settings
+
+
+def _parse_pixels(raw: Any, name: str, line: int, text: str) -> tuple[Zone, ...]:
+    """`pixels: {zones: [{manufacturer, model, rows, columns, units, boxes}, ...]}`."""
+    if not isinstance(raw, dict) or set(raw) - {"zones"}:
+        raise PolicyError(f"{name}:{line}: pixels must be a mapping with zones")
+    entries = raw.get("zones") or []
+    if not isinstance(entries, list):
+        raise PolicyError(f"{name}:{line}: pixels.zones must be a list")
+    # The line of each zone, for its errors and its source.
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    section = next(v for k, v in node.value if k.value == "pixels")
+    zone_nodes = next((v.value for k, v in section.value if k.value == "zones"), [])
+    return tuple(_parse_zone(entry, f"{name}:{zone_node.start_mark.line + 1}")
+                 for entry, zone_node in zip(entries, zone_nodes, strict=True))
+
+
+def _parse_zone(raw: Any, where: str) -> Zone:
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{where}: a zone must be a mapping")
+    unknown = set(raw) - ZONE_KEYS
+    if unknown:
+        raise PolicyError(f"{where}: unknown zone key(s) {', '.join(sorted(unknown))}")
+    if "manufacturer" not in raw:
+        raise PolicyError(f"{where}: a zone needs manufacturer (a regular expression)")
+    for key in ("manufacturer", "model"):
+        try:
+            re.compile(str(raw.get(key, ".*")))
+        except re.error as exc:
+            raise PolicyError(f"{where}: zone {key} is no regular expression ({exc})") from None
+    units = raw.get("units", "pixels")
+    if units not in UNITS:
+        raise PolicyError(f"{where}: zone units must be one of {', '.join(sorted(UNITS))}")
+    for key in ("rows", "columns"):
+        if raw.get(key) is not None and not (isinstance(raw[key], int) and raw[key] > 0):
+            raise PolicyError(f"{where}: zone {key} must be a positive whole number")
+    boxes = raw.get("boxes")
+    if not isinstance(boxes, list) or not boxes:
+        raise PolicyError(f"{where}: a zone needs boxes: [[x1, y1, x2, y2], ...]")
+    for box in boxes:
+        if not _valid_box(box, units):
+            raise PolicyError(f"{where}: zone box {box!r} must be [x1, y1, x2, y2], x1 <= x2 and "
+                              f"y1 <= y2, in whole pixels or in fractions 0-1 (units: fraction)")
+    return Zone(manufacturer=str(raw["manufacturer"]), model=str(raw.get("model", ".*")),
+                boxes=tuple(tuple(box) for box in boxes), units=units, rows=raw.get("rows"),
+                columns=raw.get("columns"), source=where)
+
+
+def _valid_box(box: Any, units: str) -> bool:
+    if not (isinstance(box, list) and len(box) == 4
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in box)):
+        return False
+    if box[0] > box[2] or box[1] > box[3] or min(box) < 0:
+        return False
+    if units == "pixels":
+        return all(isinstance(v, int) for v in box)
+    return max(box) <= 1

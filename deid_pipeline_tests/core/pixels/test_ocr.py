@@ -15,6 +15,7 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import convert_color_space
 
 from deid_pipeline.core.pixels.ocr import TextLine, TextReader, providers_for
+from deid_pipeline.core.pixels.redact import padded
 from deid_pipeline.core.pixels.views import frames_to_read, reading_views
 
 LINES = ("SMITH JOHN 01.03.2012", "DOB: 12.15.1986", "ID 4471920 JKR")
@@ -136,21 +137,44 @@ def test_low_contrast_grey_text(reader):
     assert_read(reader.read_frame(pixels, dataset()), boxes=boxes)
 
 
+def test_faint_text_on_a_noisy_background_beside_anatomy(reader):
+    # MR-like: a body up to the full range, and text 8 % of the range above a background with
+    # noise of 2 % (no flat tile anywhere): found only in the equalised view. The recogniser
+    # reads such text poorly (spaces and dots lost): the judge matches the pieces.
+    rng = np.random.default_rng(2)
+    frame = anatomy(512, 512, 0, 1500) + np.abs(rng.normal(0, 30, (512, 512)))
+    frame, boxes = draw(frame, value=120, y=440, x=20)
+    pixels = np.clip(frame, 0, 1500).astype(np.uint16)
+    views = reading_views(pixels, dataset())
+    assert not reader.read([v for v in views if v.name != "local"])
+    assert_read(reader.read(views), boxes=boxes, min_words=0)
+
+
+def test_line_and_word_boxes_hug_the_ink(reader):
+    frame, boxes = draw(anatomy(512, 512, 0, 2000), value=4095)
+    lines = reader.read_frame(frame.astype(np.uint16), dataset())
+    for x1, y1, x2, y2 in boxes:
+        line = max(lines, key=lambda line: overlap(line.box, (x1, y1, x2, y2)))
+        assert overlap(padded(line.box, 512, 512), (x1, y1, x2, y2)) == 1.0  # redacted whole
+        assert line.box[3] - line.box[1] <= (y2 - y1) + 4  # not the detector's grown box
+        assert line.box[2] - line.box[0] <= (x2 - x1) + 2 * (y2 - y1)  # a character each side
+
+
 def test_signed_16_bit_with_a_stored_window(reader):
     frame, boxes = draw(anatomy(512, 512, -1024, 1500), value=32767)
     ds = dataset(bits=16, signed=True, WindowCenter=40, WindowWidth=400, RescaleSlope=1,
                  RescaleIntercept=0)
     pixels = np.round(frame).astype(np.int16)
-    assert [view.name for view in reading_views(pixels, ds)][:2] == ["full", "window"]
+    assert [view.name for view in reading_views(pixels, ds)] == ["full", "window", "local"]
     assert_read(reader.read_frame(pixels, ds), boxes=boxes)
 
 
 def test_monochrome1_is_inverted_for_reading(reader):
     frame, boxes = draw(anatomy(512, 512, 0, 1000), value=4095)
     pixels, ds = frame.astype(np.uint16), dataset("MONOCHROME1")
-    full = reading_views(pixels, ds)[0]
+    full = next(view for view in reading_views(pixels, ds) if view.name == "full")
     x1, y1, x2, y2 = boxes[0]
-    assert full.name == "full" and full.image[y1:y2 + 1, x1:x2 + 1].min() == 0  # ink shows black
+    assert full.image[y1:y2 + 1, x1:x2 + 1].min() == 0  # ink shows black
     assert_read(reader.read_frame(pixels, ds), boxes=boxes)
 
 
@@ -254,7 +278,7 @@ def test_a_window_that_shows_nothing_is_skipped():
     # A 16-bit window stored with 8-bit data leaves every pixel nearly black.
     pixels = anatomy(128, 128, 0, 255).astype(np.uint16)
     ds = dataset(bits=14, WindowCenter=8192, WindowWidth=16383)
-    assert [view.name for view in reading_views(pixels, ds)] == ["full"]
+    assert [view.name for view in reading_views(pixels, ds)] == ["full", "local"]
 
 
 def test_device_setting():

@@ -69,3 +69,99 @@ def test_a_model_span_adds_phi_nothing_else_knows():
     judge = PixelPhiJudge(gather(ct_with_nested_and_private()),
                           finders=[lambda text: [(text.index("Zorblat"), len(text) - 1)]])
     assert verdicts(judge, "seen", "by", "Zorblat")[-1] == (True, Reason.NER)
+
+
+def test_values_read_in_pieces_still_match(judge):
+    # A space lost, a letter read as a digit, a word split apart by the OCR.
+    assert verdicts(judge, "Study", "Date:", "2012", "Mar01")[2:] == [(True, Reason.DATE)] * 2
+    assert verdicts(judge, "2012", "Mar", "0l")[0] == (True, Reason.DATE)
+    assert verdicts(judge, "Name:", "DOE", "JA", "NE")[2:] == [(True, Reason.NAME)] * 2
+    assert verdicts(judge, "Age:25") == [(True, Reason.AGE)]  # label and value glued
+
+
+def test_a_value_cut_short_at_the_end_of_its_line_gets_the_whole_values_box(judge):
+    # "TAYLOR JO" where JOHN runs on under anatomy: JO is the name, its box 2 letters wider.
+    (_, _), (phi, reason) = verdicts(judge, "TAYLOR", "JO")
+    assert phi and reason is Reason.NAME
+    assert judge.judge(line("TAYLOR", "JO"))[1].box == (10, 0, 29, 9)
+    # A lone piece of four letters or more is enough ("AYLO" of TAYLOR).
+    assert verdicts(judge, "AYLO") == [(True, Reason.NAME)]
+    # A date read without its last digit at the end of its line: the box grows by one.
+    assert [(v.reason, v.box) for v in judge.judge(line("DOB:", "12.15.198"))][1] == (
+        Reason.DATE, (10, 0, 21, 9))
+    # Two letters alone are no piece of a name (initials, by pattern): the box stays.
+    assert [(v.reason, v.box) for v in judge.judge(line("JO"))] == [
+        (Reason.INITIALS_PATTERN, (0, 0, 9, 9))]
+
+
+def test_a_safe_word_of_the_files_own_value_goes_with_it():
+    ds = ct_with_nested_and_private()
+    ds.InstitutionName = "Francis Medical Center"
+    judge = PixelPhiJudge(gather(ds))
+    assert verdicts(judge, "Francis", "Medical", "Center") == [(True, Reason.PLACE)] * 3
+    assert verdicts(judge, "Center") == [(False, Reason.SAFE)]  # window centre, alone
+
+
+def test_views_and_unsure_reads_are_no_initials(judge):
+    assert verdicts(judge, "LCC") == [(False, Reason.SAFE)]  # mammography view and side
+    assert verdicts(judge, "DLP") == [(False, Reason.SAFE)]  # CT dose
+    unsure = TextLine((0, 0, 9, 9), "KQZ", 0.3, [Word("KQZ", (0, 0, 9, 9), 0.3)])
+    assert [v.is_phi for v in judge.judge(unsure)] == [False]  # texture read as letters
+
+
+def test_lines_cut_apart_on_a_row_are_judged_as_one():
+    from deid_pipeline.core.pixels.phi import visual_lines
+
+    def piece(text, x1, x2, y1=100, y2=111):
+        return TextLine((x1, y1, x2, y2), text, 0.9, [Word(text, (x1, y1, x2, y2), 0.9)])
+
+    joined, = visual_lines([piece("cus", 160, 190), piece("THOMPSON MA", 40, 150)])
+    assert joined.text == "THOMPSON MA cus" and joined.box == (40, 100, 190, 111)
+    assert len(visual_lines([piece("THOMPSON", 40, 120), piece("L", 400, 410)])) == 2
+    assert len(visual_lines([piece("THOMPSON", 40, 120), piece("AP", 130, 150, 140, 151)])) == 2
+
+
+def test_a_value_wrapped_onto_the_next_line_is_hidden_as_one_block():
+    ds = ct_with_nested_and_private()
+    ds.InstitutionName = "Maynard-Clarke Medical Clinic"
+    judge = PixelPhiJudge(gather(ds))
+    first = TextLine((10, 100, 300, 111), "Institution Name: Maynard-Clarke Medical", 0.9, [
+        Word("Institution", (10, 100, 80, 111), 0.9), Word("Name:", (86, 100, 120, 111), 0.9),
+        Word("Maynard-Clarke", (126, 100, 240, 111), 0.9),
+        Word("Medical", (246, 100, 300, 111), 0.9)])
+    second = TextLine((127, 114, 170, 125), "Clinic", 0.9, [Word("Clinic", (127, 114, 170, 125),
+                                                                 0.9)])
+    verdicts = judge.judge_frame([first, second])
+    assert all(v.is_phi for v in verdicts)
+    assert verdicts[-1].box == (127, 114, 300, 125)  # as wide as the value above
+
+
+def test_the_words_of_one_value_are_hidden_as_one_block(judge):
+    # "2012 Mar 01" read "2012 Mar 1": the dropped "0" lies between the last two boxes.
+    words = [Word("2012", (0, 0, 30, 9), 0.9), Word("Mar", (40, 0, 62, 9), 0.9),
+             Word("1", (80, 0, 86, 9), 0.9)]
+    verdicts = judge.judge(TextLine((0, 0, 86, 9), "2012 Mar 1", 0.9, words))
+    assert [v.reason for v in verdicts] == [Reason.DATE] * 3
+    assert [v.box for v in verdicts] == [(0, 0, 39, 9), (40, 0, 79, 9), (80, 0, 86, 9)]
+
+
+def test_acquisition_parameters_stay_beside_a_misread_word(judge):
+    # "TR:6" misread as letters reads like initials: the parameters beside it are no PHI field.
+    assert verdicts(judge, "TRPO", "TE:1.6") == [(True, Reason.INITIALS_PATTERN),
+                                                  (False, Reason.SAFE)]
+    # The colon lost, or a display parameter: still a parameter (at most four digits glued).
+    for words in (["TE1.6"], ["W:1400", "L700"], ["kVp=120"], ["SL:5.0mm"]):
+        assert not any(phi for phi, _ in verdicts(judge, *words)), words
+    # A PHI field's label with its value is the value; an ID with a letter before it is no
+    # parameter.
+    assert verdicts(judge, "Age:25") == [(True, Reason.AGE)]
+    assert verdicts(judge, "L1234567")[0][0]
+
+
+def test_an_id_read_without_its_first_character_grows_to_the_left(judge):
+    # "RN12345" of MRN12345 (the detector's box began inside the M): two characters wider.
+    (reason, box), = [(v.reason, v.box) for v in judge.judge(line("RN12345"))]
+    assert reason is Reason.IDENTIFIER and box[0] < 0 + 1 and box[2] == 9
+    verdict, = judge.judge(TextLine((40, 0, 109, 9), "RN12345", 0.9,
+                                    [Word("RN12345", (40, 0, 109, 9), 0.9)]))
+    assert verdict.reason is Reason.IDENTIFIER and verdict.box == (30, 0, 109, 9)

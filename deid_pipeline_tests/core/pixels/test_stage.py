@@ -77,20 +77,57 @@ def test_every_frame_of_a_multi_frame_image_is_redacted(redactor, small_corpus):
         assert (before[frame, y1:y2 + 1, x1:x2 + 1] != after[frame, y1:y2 + 1, x1:x2 + 1]).any()
 
 
-def test_phi_the_header_does_not_hold_is_caught(redactor):
+def ct_frame(*lines: str, size: int = 256):
+    """The factory's CT (DOE^JANE, MRN12345, no dates) with `lines` burned in at the maximum
+    over a flat grey; returns the dataset and the frame."""
     import cv2
 
     from deid_pipeline_tests.dicom_factory import ct_with_nested_and_private
 
     ds = ct_with_nested_and_private()
-    ds.Rows = ds.Columns = 256
-    ink = np.zeros((256, 256), dtype=np.uint8)  # OpenCV draws text on 8-bit images only
-    cv2.putText(ink, "Read by KQZ", (20, 60), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 255, 2)
+    ds.Rows = ds.Columns = size
+    ink = np.zeros((size, size), dtype=np.uint8)  # OpenCV draws text on 8-bit images only
+    for row, text in enumerate(lines):
+        cv2.putText(ink, text, (20, 60 + 40 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 255, 2)
     frame = np.where(ink > 0, 4095, 400).astype("<u2")
     ds.PixelData = frame.tobytes()
+    return ds, frame
+
+
+def test_phi_the_header_does_not_hold_is_caught(redactor):
+    # Initials of someone the header does not name, and a date it does not hold.
+    ds, _ = ct_frame("Read by KQZ", "Seen 07/04/1999")
     result = redactor.redact(ds, gather(ds))
     reasons = {f.reason for f in result.findings if f.is_phi}
-    assert result.changed and "pattern:initials" in reasons
+    assert result.changed
+    assert {"pattern:initials", "pattern:date-phone-id"} <= reasons
+
+
+def test_a_file_with_only_safe_annotations_keeps_its_pixel_data_bytes(redactor):
+    ds, _ = ct_frame("AP PORTABLE", "W:400 L:40")
+    before = ds.PixelData
+    result = redactor.redact(ds, gather(ds))
+    assert result.findings and not result.phi_boxes and not result.changed
+    assert ds.PixelData == before
+
+
+def test_a_zone_from_the_policy_is_blacked_out_on_its_device_only(redactor, tmp_path):
+    from deid_pipeline.core.policy.rules import load_policy
+
+    policy = tmp_path / "site.yaml"
+    policy.write_text("pixels:\n  zones:\n    - manufacturer: ACME MEDICAL\n"
+                      "      model: SONO.*\n      boxes: [[200, 0, 255, 15]]\n")
+    zoned = PixelRedactor(redactor.reader, zones=load_policy([policy]).pixels.zones)
+    ds, frame = ct_frame("AP")  # nothing the OCR would hide
+    ds.Manufacturer, ds.ManufacturerModelName = "Acme Medical", "Sono 5"
+    result = zoned.redact(ds, gather(ds))
+    after = decode_pixels(ds)
+    assert result.changed and (after[:16, 200:] == frame.min()).all()
+    assert (after[16:] == frame[16:]).all() and (after[:, :200] == frame[:, :200]).all()
+
+    other, _ = ct_frame("AP")
+    other.Manufacturer = "Someone Else"
+    assert not zoned.redact(other, gather(other)).changed
 
 
 def test_the_deid_cli_records_the_clean_pixel_data_option(tmp_path, deid_secret):
@@ -126,3 +163,23 @@ def test_faint_text_on_a_colour_header_band_is_read(redactor):
     assert "local" in [view.name for view in reading_views(frame, ds)]
     result, _ = redactor.find(ds, gather(ds))
     assert "metadata:name" in {f.reason for f in result.findings if f.is_phi}
+
+
+def test_threads_is_a_setting_of_the_redactor_and_rebuilds_its_reader():
+    redactor = PixelRedactor(device="cpu", threads=1)
+    reader = redactor.reader
+    assert reader._det.get_session_options().intra_op_num_threads == 1
+    redactor.threads = 1
+    assert redactor.reader is reader  # unchanged: the same reader
+    redactor.threads = 2
+    assert redactor.reader is not reader
+    assert redactor.reader._det.get_session_options().intra_op_num_threads == 2
+    with pytest.raises(ValueError):
+        redactor.threads = -1
+
+
+def test_the_margin_is_wider_along_a_line_than_across_it():
+    # A 24-pixel line: 3 pixels left and right (an eighth), 2 above and below (a twelfth).
+    assert padded((100, 100, 199, 123), 512, 512) == (97, 98, 202, 125)
+    assert padded((0, 0, 9, 7), 512, 512) == (0, 0, 11, 8)  # at least 2 along, 1 across
+    assert padded((100, 100, 199, 123), 512, 512, margin=0) == (100, 100, 199, 123)

@@ -68,7 +68,41 @@ BAD_FILES = [
      "unknown profile option(s) retain_everything"),
     ("bad shift range", "dates:\n  shift_days: {min: 30, max: 10}\n", 2,
      "shift_days needs whole numbers 0 < min <= max"),
+    ("zone without boxes", "pixels:\n  zones:\n    - manufacturer: ACME\n", 3,
+     "a zone needs boxes"),
+    ("zone box out of order", "pixels:\n  zones:\n    - manufacturer: ACME\n"
+                              "      boxes: [[10, 0, 5, 9]]\n", 3, "zone box [10, 0, 5, 9]"),
+    ("zone fraction above one", "pixels:\n  zones:\n    - manufacturer: ACME\n"
+                                "      units: fraction\n      boxes: [[0, 0, 2, 1]]\n", 3,
+     "zone box [0, 0, 2, 1]"),
+    ("zone bad pattern", "pixels:\n  zones:\n    - manufacturer: ACME\n      model: '(['\n"
+                         "      boxes: [[0, 0, 1, 1]]\n", 3, "zone model is no regular expression"),
 ]
+
+
+def test_pixel_zones_are_read_per_device_and_add_up_across_files(tmp_path):
+    from pydicom.dataset import Dataset
+
+    site = write_policy(tmp_path, "pixels:\n  zones:\n"
+                                  "    - manufacturer: ACME.*\n      model: SONO ?5\n"
+                                  "      boxes: [[0, 0, 99, 19], [700, 0, 799, 19]]\n"
+                                  "    - manufacturer: OTHERCO\n      rows: 600\n"
+                                  "      units: fraction\n      boxes: [[0.0, 0.0, 1.0, 0.1]]\n")
+    more = write_policy(tmp_path, "pixels:\n  zones:\n    - manufacturer: THIRD\n"
+                                  "      boxes: [[1, 2, 3, 4]]\n", "more.yaml")
+
+    assert load_policy().pixels.zones == ()  # the default names no device
+    zones = load_policy([site, more]).pixels.zones
+    assert [z.source for z in zones] == [f"{site}:3", f"{site}:6", f"{more}:3"]
+    ds = Dataset()
+    ds.Manufacturer, ds.ManufacturerModelName = "Acme Medical", "sono5"
+    ds.Rows, ds.Columns = 600, 800
+    assert zones[0].applies_to(ds) and not zones[1].applies_to(ds)
+    assert zones[0].boxes_for(ds) == [(0, 0, 99, 19), (700, 0, 799, 19)]
+    ds.Manufacturer = "OtherCo"
+    assert zones[1].applies_to(ds) and zones[1].boxes_for(ds) == [(0, 0, 799, 59)]
+    ds.Rows = 512
+    assert not zones[1].applies_to(ds)  # another matrix: another layout
 
 
 @pytest.mark.parametrize(("kind", "text", "line", "reason"), BAD_FILES)
