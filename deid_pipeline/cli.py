@@ -99,7 +99,7 @@ def cmd_deid(args: argparse.Namespace) -> int:
     except (PolicyError, MissingSecretError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     dst, work = writable_folder(args.dst), writable_folder(args.work)
-    redactor = None if args.no_pixels else PixelRedactor()
+    redactor = None if args.no_pixels else PixelRedactor(zones=policy.pixels.zones)
     report = deidentify_tree(src, dst, work, TagEngine(policy, pseudonymizer), jobs=args.jobs,
                              redactor=redactor)
     print(f"deid: {report.summary()}; mappings, audit and quarantine in {work}")

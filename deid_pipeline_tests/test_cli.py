@@ -145,3 +145,21 @@ def test_validate_scores_a_deidentified_tree_and_writes_the_workbook(tmp_path, s
     assert code == 0
     assert openpyxl.load_workbook(tmp_path / "r.xlsx").sheetnames[:3] == [
         "Scoring", "Actions", "Categories"]
+
+
+def test_pixel_zones_of_a_user_policy_are_blacked_out(secret, tree, tmp_path):
+    policy = tmp_path / "site.yaml"
+    # The lower right quarter of every image, whatever the device (the factory's pixels there
+    # are far from black).
+    policy.write_text("pixels:\n  zones:\n    - manufacturer: '.*'\n      units: fraction\n"
+                      "      boxes: [[0.5, 0.5, 1.0, 1.0]]\n")
+
+    code = main(["deid", str(tree), str(tmp_path / "out"), "--work", str(tmp_path / "work"),
+                 "--policy", str(policy), "--jobs", "1"])
+
+    assert code == EXIT_OK
+    for path in (tmp_path / "out").rglob("*.dcm"):
+        pixels = pydicom.dcmread(path).pixel_array
+        rows, columns = pixels.shape[-2:]
+        assert (pixels[..., rows // 2:, columns // 2:] == 0).all()
+        assert pixels[..., :rows // 2, :columns // 2].any()

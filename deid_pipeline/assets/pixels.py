@@ -80,12 +80,14 @@ def pixel_phi_findings(context: AssetExecutionContext, config: PixelConfig,
     from deid_pipeline.core.deid.batch import WorkPaths
     from deid_pipeline.core.pixels.batch import find_phi, resolved_device
     from deid_pipeline.core.pixels.stage import PixelRedactor
+    from deid_pipeline.site_policy import site_policy
 
     day = context.partition_key
     quarantine = _quarantine(lake, day, "find")
     shutil.rmtree(quarantine, ignore_errors=True)
     files = pd.read_parquet(lake.stage(WorkPaths(lake.work(day)).files))
-    redactor = PixelRedactor(device=config.device, redact_all_text=config.redact_all_text)
+    redactor = PixelRedactor(device=config.device, redact_all_text=config.redact_all_text,
+                             zones=site_policy().pixels.zones)
     findings, report = find_phi(files, lake.stage_incoming(day),
                                 lake.stage(lake.deidentified(day)), redactor, quarantine,
                                 _workers(config))

@@ -31,13 +31,13 @@ def deidentified_slides(context: AssetExecutionContext, lake: DataLake,
     from deid_pipeline.core.deid.batch import deidentify_tree
     from deid_pipeline.core.deid.engine import TagEngine
     from deid_pipeline.core.discovery import FileKind
-    from deid_pipeline.core.policy.rules import load_policy
+    from deid_pipeline.site_policy import site_policy
 
     day = context.partition_key
     out, work = lake.root_path / "deidentified_slides" / day, lake.work(day) / SLIDES_WORK
     shutil.rmtree(out, ignore_errors=True)  # derived data: nothing of an earlier run lingers
     shutil.rmtree(work, ignore_errors=True)
-    policy = load_policy()
+    policy = site_policy()
     engine = TagEngine(policy, pseudonym_key.pseudonymizer(policy))
     report = deidentify_tree(lake.stage_incoming(day), out, work, engine,
                              kinds={FileKind.SLIDE})

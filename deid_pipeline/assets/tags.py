@@ -29,7 +29,7 @@ def deidentified_dicom(context: AssetExecutionContext, lake: DataLake,
     from deid_pipeline.core.deid.batch import deidentify_tree
     from deid_pipeline.core.deid.engine import TagEngine
     from deid_pipeline.core.discovery import FileKind
-    from deid_pipeline.core.policy.rules import load_policy
+    from deid_pipeline.site_policy import site_policy
 
     day = context.partition_key
     out, work = lake.deidentified(day), lake.work(day)
@@ -39,7 +39,7 @@ def deidentified_dicom(context: AssetExecutionContext, lake: DataLake,
     for entry in work.iterdir() if work.is_dir() else ():
         if entry.name != SLIDES_WORK:
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-    policy = load_policy()
+    policy = site_policy()
     engine = TagEngine(policy, pseudonym_key.pseudonymizer(policy))
     # Slides have their own asset; anything that is not a slide is tried as DICOM.
     report = deidentify_tree(lake.stage_incoming(day), out, work, engine, jobs=os.cpu_count() or 1,

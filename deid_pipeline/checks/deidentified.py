@@ -27,7 +27,7 @@ def deidentified_dicom_checks(context: AssetCheckExecutionContext,
     from deid_pipeline.core.checks.expectations import evaluate
     from deid_pipeline.core.checks.suites import deidentified_suites
     from deid_pipeline.core.deid.batch import WorkPaths
-    from deid_pipeline.core.policy.rules import load_policy
+    from deid_pipeline.site_policy import site_policy
     from deid_pipeline.core.tree_metadata import tree_metadata
 
     day = context.partition_key
@@ -38,7 +38,7 @@ def deidentified_dicom_checks(context: AssetCheckExecutionContext,
     suites = deidentified_suites(
         incoming=lake.read_table("dicom_metadata", day), output=output,
         outputs_of=dict(zip(files["source"], files["output"], strict=True)),
-        policy=load_policy())  # the policy deidentified_dicom applies
+        policy=site_policy())  # the policy deidentified_dicom applies
     outcomes = {outcome.name: outcome for outcome in evaluate(suites)}
     for check in DEIDENTIFIED_CHECKS:
         yield check_result(check, outcomes[check.name], DEIDENTIFIED_DICOM)
