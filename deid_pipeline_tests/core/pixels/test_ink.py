@@ -1,0 +1,129 @@
+"""Fitting text boxes to their ink: the polarity of the text and anatomy that changes across
+the line (a bright edge along it, textured tissue under dark text)."""
+
+import cv2
+import numpy as np
+import pytest
+
+from deid_pipeline.core.pixels.ink import fit_to_ink, stroke_contrast, text_polarity
+from deid_pipeline.core.pixels.ocr import Word
+from deid_pipeline.core.pixels.redact import padded
+
+ROWS, COLUMNS = 120, 420
+TEXT = ("DOE", "JANE", "12.03.1950")
+
+
+def _ink_mask() -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Anti-aliased text of about 20 rows; each word's columns."""
+    mask = np.zeros((ROWS, COLUMNS), np.uint8)
+    spans, x = [], 40
+    for word in TEXT:
+        (width, _), _ = cv2.getTextSize(word, cv2.FONT_HERSHEY_SIMPLEX, 0.8, 2)
+        cv2.putText(mask, word, (x, 70), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 255, 2, cv2.LINE_AA)
+        spans.append((x, x + width))
+        x += width + 18
+    return mask, spans
+
+
+def _texture(seed: int, level: float, spread: float) -> np.ndarray:
+    """Tissue: blobs of a few pixels, as mammography's parenchyma."""
+    rng = np.random.default_rng(seed)
+    blobs = cv2.GaussianBlur(rng.normal(0, 1, (ROWS, COLUMNS)), (0, 0), 2.5)
+    return level + spread * blobs / blobs.std()
+
+
+def _detected(mask: np.ndarray, spans: list[tuple[int, int]]) -> tuple[tuple, list[Word]]:
+    """The detector's box (the text grown by about its height on every side) and word boxes
+    estimated a few pixels off, as the recogniser's character positions give them."""
+    ys, xs = np.nonzero(mask)
+    height = ys.max() - ys.min() + 1
+    box = (int(xs.min() - 10), int(ys.min() - height * 3 // 4), int(xs.max() + 10),
+           int(ys.max() + height * 3 // 4))
+    words = [Word(text, (a + 3, box[1], b - 3, box[3]), 0.9) for text, (a, b) in zip(TEXT, spans)]
+    return box, words
+
+
+def _assert_tight_and_covering(image, mask, box, words, tails: int = 2):
+    """Every ink pixel is hidden by the redacted (padded) word boxes, and the line's rows are
+    the text's (to a pixel or two; `tails`: rows of texture above or below the text that may
+    pass for ascenders and descenders), not the detector's box grown by the text's height."""
+    line, fitted = fit_to_ink(image, box, words)
+    ys, xs = np.nonzero(mask > 64)  # the ink, rims fainter than a quarter aside
+    covered = np.zeros_like(mask, bool)
+    for word in fitted:
+        x1, y1, x2, y2 = padded(word.box, ROWS, COLUMNS)
+        covered[y1:y2 + 1, x1:x2 + 1] = True
+    assert covered[ys, xs].all()
+    assert -tails <= line[1] - ys.min() <= 2
+    assert -2 <= line[3] - ys.max() <= tails
+    assert line[3] - line[1] < 0.8 * (box[3] - box[1])
+    return line, fitted
+
+
+@pytest.mark.parametrize("seed", [
+    0, 2,
+    # Known limit: texture joined to the band above and below passes for ascenders and
+    # descenders over more than 8 rows (the text is still covered, the line not tight).
+    pytest.param(1, marks=pytest.mark.xfail(strict=True, reason="tails through texture")),
+])
+def test_dark_text_over_bright_textured_tissue_fitted_tightly_and_covered(seed):
+    mask, spans = _ink_mask()
+    tissue = _texture(seed, 170, 35)
+    # Brighter tissue in the upper half of the box: the background above and below the line
+    # differ, as where the breast's edge runs along a line.
+    tissue[:60] += 40
+    image = np.clip(tissue + mask / 255 * (15 - tissue), 0, 255).astype(np.uint8)
+    box, words = _detected(mask, spans)
+    # Texture right above or below the text may pass for ascenders and descenders (a few
+    # pixels a row, joined to the band), never the detector's whole box.
+    _assert_tight_and_covering(image, mask, box, words, tails=8)
+
+
+def test_light_text_under_a_bright_edge_along_the_line_fitted_tightly():
+    mask, spans = _ink_mask()
+    anatomy = np.full((ROWS, COLUMNS), 70.0)
+    anatomy[:52] = 215  # a bright band (bone, a contrast-filled vessel) along the top of the box
+    image = np.clip(anatomy + mask / 255 * (255 - anatomy), 0, 255).astype(np.uint8)
+    box, words = _detected(mask, spans)
+    _assert_tight_and_covering(image, mask, box, words)
+
+
+def test_light_text_on_a_flat_background_fitted_as_before():
+    mask, spans = _ink_mask()
+    image = (mask / 255 * 230 + 10).astype(np.uint8)
+    box, words = _detected(mask, spans)
+    _assert_tight_and_covering(image, mask, box, words)
+
+
+def test_colour_text_fitted():
+    mask, spans = _ink_mask()
+    tissue = _texture(3, 90, 20)
+    grey = np.clip(tissue, 0, 255)
+    image = np.stack([grey, grey, grey], axis=2)
+    yellow = np.array([255.0, 255.0, 0.0])
+    image = np.clip(image + (mask / 255)[..., None] * (yellow - image), 0, 255).astype(np.uint8)
+    box, words = _detected(mask, spans)
+    _assert_tight_and_covering(image, mask, box, words, tails=8)
+
+
+def test_polarity_of_text():
+    mask, _ = _ink_mask()
+    crop = slice(45, 85), slice(30, 400)
+    light = (mask / 255 * 200 + 30).astype(np.uint8)
+    dark = (230 - mask / 255 * 200).astype(np.uint8)
+    assert text_polarity(light[crop]) == 1
+    assert text_polarity(dark[crop]) == -1
+    # Faint light text on black with bright tissue beside it, in every row: still lighter.
+    faint = (mask / 255 * 30).astype(np.uint8)
+    faint[:, :45] = np.clip(_texture(4, 180, 50), 0, 255)[:, :45]
+    assert text_polarity(faint[crop]) == 1
+    # Dark text over bright texture.
+    tissue = _texture(5, 170, 35)
+    textured = np.clip(tissue + mask / 255 * (15 - tissue), 0, 255).astype(np.uint8)
+    assert text_polarity(textured[crop]) == -1
+
+
+def test_stroke_contrast_ignores_smooth_anatomy():
+    ramp = np.tile(np.linspace(0, 250, 60)[:, None], (1, 200)).astype(np.uint8)
+    # Away from the crop's top and bottom rows (the morphology's border).
+    assert int(stroke_contrast(ramp)[8:-8].max()) <= 2
