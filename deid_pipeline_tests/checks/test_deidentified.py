@@ -11,8 +11,8 @@ from deid_pipeline.core.checks.suites import DEIDENTIFIED_CHECKS
 from deid_pipeline.core.deid import batch
 from deid_pipeline.core.deid.identifiers import IdentifyingValues
 from deid_pipeline.core.deid.leak_gate import LeakGate
-from deid_pipeline.core.policy import rules
 from deid_pipeline.resources import DataLake, PseudonymKey
+from deid_pipeline.site_policy import POLICY_ENV
 from deid_pipeline_tests.dicom_factory import Patient, realistic_image, write
 
 DAY = "2026-01-15"
@@ -51,8 +51,7 @@ def test_a_surviving_patient_id_blocks_the_stages_after_deidentification(
         tmp_path, deid_secret, monkeypatch):
     keep_id = tmp_path / "keep_id.yaml"
     keep_id.write_text("rules:\n  - keyword: PatientID\n    action: keep\n")
-    packaged = rules.load_policy
-    monkeypatch.setattr(rules, "load_policy", lambda user_files=(): packaged([keep_id]))
+    monkeypatch.setenv(POLICY_ENV, str(keep_id))  # a site policy that keeps the ID
     monkeypatch.setattr(batch, "LeakGate", GateThatSeesNothing)
 
     result = run_day(tmp_path)
