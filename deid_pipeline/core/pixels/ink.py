@@ -42,6 +42,8 @@ INK_ROW_SHARE = 0.02
 # and tails more is the faint ink the morphology misses; more than that is anatomy along the
 # line (a bright edge above it, texture below) taken for ink.
 STROKE_BAND_RATIO = 1.25
+BAND_GROW = 2
+BAND_MIN_LINE_SHARE = 0.7
 
 
 def fit_to_ink(image: np.ndarray, box: Box, words: list[W]) -> tuple[Box, list[W]]:
@@ -62,9 +64,10 @@ def fit_to_ink(image: np.ndarray, box: Box, words: list[W]) -> tuple[Box, list[W
     centres its box on the text; a touching neighbour line falls outside the band); its
     estimated span grows to the runs of ink columns that reach into it, not beyond its
     neighbours' spans, and never shrinks (ink fainter than the threshold may lie inside).
-    Every word gets the rows of the whole line (the descenders of one set the line's depth),
-    those of the words that showed a band when some did not (over anatomy); when none did, the
-    line keeps its rows."""
+    Each word keeps its own rows (word_bands): one fitted too tall (anatomy along it) or a
+    taller one ("[F]") does not make the whole line tall; a word that showed no band, or one
+    much shorter than the line's (faint ascenders missed), gets the rows of the whole line;
+    when no word showed a band, the line keeps its rows."""
     x1, y1, x2, y2 = box
     crop = image[y1:y2 + 1, x1:x2 + 1]
     rows, columns = crop.shape[:2]
@@ -75,7 +78,7 @@ def fit_to_ink(image: np.ndarray, box: Box, words: list[W]) -> tuple[Box, list[W
     differences = (difference_from_background(crop),
                    difference_from_background(cv2.medianBlur(np.ascontiguousarray(crop), 3)))
     strokes = stroke_contrast(crop)
-    spans, top, bottom = [], rows, -1
+    spans, bands = [], []
     for i, word in enumerate(words):
         left, right = word.box[0] - x1, word.box[2] - x1
         low = min(left, words[i - 1].box[2] - x1 + 1) if i else 0
@@ -94,19 +97,41 @@ def fit_to_ink(image: np.ndarray, box: Box, words: list[W]) -> tuple[Box, list[W
             fit = stroke_fit
         if fit is None:
             spans.append((left, right))
+            bands.append(None)
             continue
         (a, b), (word_top, word_bottom) = fit
         # Grown to its ink, never shrunk: ink fainter than the threshold (over bright anatomy)
         # may lie inside the estimate.
         spans.append((min(left, low + a), max(right, low + b)))
-        top, bottom = min(top, word_top), max(bottom, word_bottom)
-    if bottom < top:  # no word showed its band: the line keeps its rows
-        top, bottom = 0, rows - 1
+        bands.append((word_top, word_bottom))
+    bands = word_bands(bands, rows)
     fitted = [replace(w, box=(x1 + int(a), y1 + top, x1 + int(b), y1 + bottom))
-              for w, (a, b) in zip(words, spans)]
-    line = (x1 + int(min(a for a, _ in spans)), y1 + top, x1 + int(max(b for _, b in spans)),
-            y1 + bottom)
+              for w, (a, b), (top, bottom) in zip(words, spans, bands)]
+    line = (x1 + int(min(a for a, _ in spans)), y1 + min(t for t, _ in bands),
+            x1 + int(max(b for _, b in spans)), y1 + max(b for _, b in bands))
     return line, fitted
+
+
+def word_bands(bands: list[tuple[int, int] | None], rows: int) -> list[tuple[int, int]]:
+    """Each word's rows, from the words' own fitted bands (None: no band found). The line's
+    band is the union of the words' bands. A word keeps its own band, grown by at most
+    BAND_GROW rows on each side towards the line's (ink fainter than the threshold at its
+    rims): a word fitted too tall (anatomy along it taken for ink) or a taller one ("[F]", a
+    descender) does not make every word of the line tall. A word whose band is missing or
+    shorter than BAND_MIN_LINE_SHARE of the line's (faint ascenders over anatomy missed, only
+    its lower-case middle found) gets the line's band. Without any band the words keep the
+    box's rows."""
+    found = [b for b in bands if b is not None]
+    if not found:
+        return [(0, rows - 1)] * len(bands)
+    top, bottom = min(t for t, _ in found), max(b for _, b in found)
+    out = []
+    for band in bands:
+        if band is None or band[1] - band[0] + 1 < BAND_MIN_LINE_SHARE * (bottom - top + 1):
+            out.append((top, bottom))
+        else:
+            out.append((max(top, band[0] - BAND_GROW), min(bottom, band[1] + BAND_GROW)))
+    return out
 
 
 def difference_from_background(crop: np.ndarray) -> np.ndarray:

@@ -15,14 +15,15 @@ from deid_pipeline.core.pixels.views import frame_count, samples_per_pixel
 
 # Pixels added around each box. The OCR fits its boxes to the ink (rows to the band of ink
 # rows, columns grown to the ink runs); the margin takes the anti-aliased rims fainter than its
-# threshold. Across a line (above and below) the fit is exact to a pixel: at least
-# MARGIN_ROWS and 1/MARGIN_ROWS_SHARE of the height. Along it the word's ends come from the
-# recogniser's character positions: at least MARGIN and 1/MARGIN_SHARE of the height. Measured
-# on the development and synthetic sets (benchmarks/bench_pixels.py): a quarter of the height
-# all round hid 2-4 % of the pixels outside the text; an eighth all round 0.8-2 %; these 0.5-1.6
-# % for the same recall (a pixel less along the line lost some).
+# threshold. Across a line (above and below) the fit is exact to a pixel, each word to its own
+# rows: at least MARGIN_ROWS and 1/MARGIN_ROWS_SHARE of the height. Along it the word's ends
+# come from the recogniser's character positions: at least MARGIN and 1/MARGIN_SHARE of the
+# height. Measured on the development and synthetic sets (benchmarks/bench_pixels.py): a
+# quarter of the height all round hid 2-4 % of the pixels outside the text; an eighth all round
+# 0.8-2 %; an eighth along and a twelfth across 0.5-1.3 %, a 24th across 0.45-1.1 % for the
+# same recall (a pixel less along the line, or none across, lost some).
 MARGIN, MARGIN_SHARE = 2, 8
-MARGIN_ROWS, MARGIN_ROWS_SHARE = 1, 12
+MARGIN_ROWS, MARGIN_ROWS_SHARE = 1, 24
 
 
 def black_value(pixels: np.ndarray, ds: Dataset) -> int | tuple[int, ...]:

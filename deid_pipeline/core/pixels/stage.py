@@ -10,16 +10,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import cv2
+import numpy as np
 from pydicom.dataset import Dataset
 
 from deid_pipeline.core.deid.free_text import SpanFinder
 from deid_pipeline.core.deid.identifiers import IdentifyingValues
-from deid_pipeline.core.pixels.ocr import Box, TextReader
-from deid_pipeline.core.pixels.phi import PixelPhiJudge, Reason
+from deid_pipeline.core.pixels.ink import difference_from_background, ink_extent
+from deid_pipeline.core.pixels.ocr import Box, TextLine, TextReader, Word
+from deid_pipeline.core.pixels.phi import PixelPhiJudge, Reason, WordVerdict, visual_lines
 from deid_pipeline.core.pixels.redact import fill_boxes
-from deid_pipeline.core.pixels.views import frames_to_read
+from deid_pipeline.core.pixels.views import frames_to_read, reading_views
 from deid_pipeline.core.pixels.zones import Zone
 from deid_pipeline.core.transcode import decode_pixels, transfer_syntax_of, write_pixels_back
+
+
+# A line whose first or last word is PHI may go on where the detector stopped (a date right after
+# an ID, faint ink over anatomy): the strip this many line heights beyond that end, on the line's
+# rows and short of any other line, is read again, and hidden where it holds PHI.
+STRIP_HEIGHTS = 8
+# What a strip's reading may be found to hold: the file's own values and dates, IDs and times
+# (not initials, sexes, ages or bare digit runs, which texture read as text matches by chance).
+STRIP_REASONS = frozenset({Reason.NAME, Reason.IDENTIFIER, Reason.PLACE, Reason.DATE,
+                           Reason.TEXT_PATTERN, Reason.TIME_PATTERN})
 
 
 @dataclass(frozen=True)
@@ -101,7 +114,11 @@ class PixelRedactor:
                               redact_all_text=self.redact_all_text)
         for frame in frames_to_read(pixels, ds):
             result.frames_read += 1
-            for verdict in judge.judge_frame(self.reader.read_frame(frame.pixels, ds)):
+            lines = self.reader.read_frame(frame.pixels, ds)
+            verdicts = judge.judge_frame(lines)
+            if any(v.is_phi for v in verdicts) and hasattr(self.reader, "recognize"):
+                verdicts += self._beyond_ends(frame.pixels, ds, lines, judge)
+            for verdict in verdicts:
                 result.findings.append(BoxFinding(frame.indices, verdict.box, verdict.is_phi,
                                                   verdict.reason.value, verdict.score))
         for zone in self.zones:
@@ -109,6 +126,43 @@ class PixelRedactor:
                 result.findings += [BoxFinding((), box, True, "zone", 1.0)
                                     for box in zone.boxes_for(ds)]
         return result, pixels
+
+    def _beyond_ends(self, pixels, ds: Dataset, lines: Sequence[TextLine],
+                     judge: PixelPhiJudge) -> list[WordVerdict]:
+        """PHI read in the strips just beyond the ends of lines whose end word is PHI."""
+        images = {view.name: view.image for view in reading_views(pixels, ds)}
+        found = []
+        for line in visual_lines(lines):
+            image = images.get(line.view)
+            verdicts = judge.judge(line)
+            if image is None or not verdicts:
+                continue
+            for end, verdict in ((-1, verdicts[0]), (1, verdicts[-1])):
+                if verdict.is_phi:
+                    strip = _strip_beyond(line.box, end, image.shape[:2], lines)
+                    found += self._read_strip(image, strip, judge) if strip else []
+        return found
+
+    def _read_strip(self, image: np.ndarray, strip: Box, judge: PixelPhiJudge
+                    ) -> list[WordVerdict]:
+        """The PHI in `strip` (a line's rows, beyond its end), boxed to the ink columns."""
+        x1, y1, x2, y2 = strip
+        height = y2 - y1 + 1
+        top, bottom = max(0, y1 - height // 2), min(image.shape[0] - 1, y2 + height // 2)
+        crop = image[top:bottom + 1, x1:x2 + 1]
+        extent = ink_extent(difference_from_background(crop), 0, crop.shape[1] - 1)
+        if extent is None:
+            return []
+        (a, b), _ = extent
+        box = (x1 + a, y1, x1 + b, y2)
+        ink = crop[:, max(0, a - height // 4):b + height // 4 + 1]
+        ink = cv2.cvtColor(ink, cv2.COLOR_GRAY2BGR) if ink.ndim == 2 else ink
+        text, score, _ = self.reader.recognize([np.ascontiguousarray(ink)])[0]
+        text = text.strip()
+        if not text:
+            return []
+        return [v for v in judge.judge(TextLine(box, text, score, [Word(text, box, score)]))
+                if v.reason in STRIP_REASONS]
 
     def redact(self, ds: Dataset, known: IdentifyingValues, *, sex: str | None = None,
                ages: Sequence[str] = ()) -> PixelResult:
@@ -124,6 +178,31 @@ class PixelRedactor:
         # Everything flagged was hidden: the image no longer carries burned-in identification.
         ds.BurnedInAnnotation = "NO"
         return result
+
+
+def _strip_beyond(box: Box, end: int, shape: tuple[int, int], lines: Sequence[TextLine]
+                  ) -> Box | None:
+    """The strip STRIP_HEIGHTS line heights beyond the left (`end` -1) or right (+1) end of
+    `box`, on its rows, inside the image and short of the other lines on those rows; None when
+    less than a line height is left."""
+    x1, y1, x2, y2 = box
+    height = y2 - y1 + 1
+    if end > 0:
+        a, b = x2 + 1, min(shape[1] - 1, x2 + STRIP_HEIGHTS * height)
+    else:
+        a, b = max(0, x1 - STRIP_HEIGHTS * height), x1 - 1
+    for other in lines:
+        ox1, oy1, ox2, oy2 = other.box
+        overlap = min(y2, oy2) - max(y1, oy1) + 1
+        if overlap <= 0 or ox2 < a or ox1 > b:
+            continue
+        if ox1 >= x2:
+            b = min(b, ox1 - 1)
+        elif ox2 <= x1:
+            a = max(a, ox2 + 1)
+        else:
+            return None  # a line across the strip's rows and this line's
+    return (a, y1, b, y2) if b - a + 1 >= height else None
 
 
 __all__ = ["BoxFinding", "PixelRedactor", "PixelResult", "Reason", "Zone"]

@@ -5,7 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from deid_pipeline.core.pixels.ink import fit_to_ink, stroke_contrast, text_polarity
+from deid_pipeline.core.pixels.ink import (fit_to_ink, stroke_contrast, text_polarity,
+                                           word_bands)
 from deid_pipeline.core.pixels.ocr import Word
 from deid_pipeline.core.pixels.redact import padded
 
@@ -127,3 +128,33 @@ def test_stroke_contrast_ignores_smooth_anatomy():
     ramp = np.tile(np.linspace(0, 250, 60)[:, None], (1, 200)).astype(np.uint8)
     # Away from the crop's top and bottom rows (the morphology's border).
     assert int(stroke_contrast(ramp)[8:-8].max()) <= 2
+
+
+def test_a_word_fitted_taller_does_not_make_every_word_of_its_line_tall():
+    # "[F]" (brackets reach above and below) or anatomy along one word: the others keep their
+    # own rows, grown by at most two towards the line's.
+    assert word_bands([(8, 23), (6, 26), (8, 23)], 34) == [(6, 25), (6, 26), (6, 25)]
+    assert word_bands([(8, 23), (7, 24)], 34) == [(7, 24), (7, 24)]
+
+
+def test_a_word_fitted_short_or_not_at_all_gets_the_line_band():
+    # Faint ascenders over anatomy missed: only the lower-case middle of the word was found.
+    assert word_bands([(6, 31), (17, 26), None], 38) == [(6, 31)] * 3
+    assert word_bands([None, None], 20) == [(0, 19)] * 2
+
+
+def test_each_word_of_a_line_gets_its_own_rows():
+    # A word with a taller bracket beside plain words: the plain words' boxes stay within two
+    # rows of their own ink.
+    mask = np.zeros((ROWS, COLUMNS), np.uint8)
+    cv2.putText(mask, "DOE", (40, 70), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 255, 2, cv2.LINE_AA)
+    cv2.rectangle(mask, (120, 50), (124, 73), 255, -1)  # a taller bar ("[" of "[F]")
+    image = np.where(mask > 0, mask, 20).astype(np.uint8)
+    ys, xs = np.nonzero(mask[:, :110])
+    box = (30, 38, 140, 86)
+    words = [Word("DOE", (int(xs.min()) + 3, 38, int(xs.max()) - 3, 86), 0.9),
+             Word("[", (119, 38, 125, 86), 0.9)]
+    line, (doe, bar) = fit_to_ink(image, box, words)
+    assert abs(doe.box[1] - ys.min()) <= 2 and abs(doe.box[3] - ys.max()) <= 2
+    assert bar.box[1] <= 50 and bar.box[3] >= 73
+    assert line[1] == bar.box[1] and line[3] == bar.box[3]

@@ -9,7 +9,8 @@ import pytest
 from deid_pipeline.core.deid.identifiers import gather
 from deid_pipeline.core.pixels.phi import ages_of
 from deid_pipeline.core.pixels.redact import padded
-from deid_pipeline.core.pixels.stage import PixelRedactor
+from deid_pipeline.core.pixels.ocr import TextLine
+from deid_pipeline.core.pixels.stage import PixelRedactor, _strip_beyond
 from deid_pipeline.core.transcode import decode_pixels
 
 
@@ -179,7 +180,52 @@ def test_threads_is_a_setting_of_the_redactor_and_rebuilds_its_reader():
 
 
 def test_the_margin_is_wider_along_a_line_than_across_it():
-    # A 24-pixel line: 3 pixels left and right (an eighth), 2 above and below (a twelfth).
-    assert padded((100, 100, 199, 123), 512, 512) == (97, 98, 202, 125)
+    # A 24-pixel line: 3 pixels left and right (an eighth), 1 above and below (a 24th).
+    assert padded((100, 100, 199, 123), 512, 512) == (97, 99, 202, 124)
+    assert padded((100, 100, 199, 147), 512, 512) == (94, 98, 205, 149)  # 48 rows: 6 and 2
     assert padded((0, 0, 9, 7), 512, 512) == (0, 0, 11, 8)  # at least 2 along, 1 across
     assert padded((100, 100, 199, 123), 512, 512, margin=0) == (100, 100, 199, 123)
+
+
+class _CutShort:
+    """A reader whose detector stopped after a line's first word (the rest read for real)."""
+
+    def __init__(self, reader):
+        self._reader = reader
+
+    def read_frame(self, pixels, ds):
+        line = self._reader.read_frame(pixels, ds)[0]
+        word = line.words[0]
+        return [TextLine(word.box, word.text, line.score, [word], line.det_score, line.view)]
+
+    def recognize(self, crops):
+        return self._reader.recognize(crops)
+
+
+def test_phi_just_beyond_the_end_of_a_line_with_phi_is_read_and_hidden(redactor):
+    # "MRN12345" is the file's ID; the date after it was left out of the detected line.
+    ds, _ = ct_frame("MRN12345 07/04/1999", size=512)
+    result, _ = PixelRedactor(_CutShort(redactor.reader)).find(ds, gather(ds))
+    (id_box,) = [f.box for f in result.findings if f.reason == "metadata:identifier"]
+    dates = [f.box for f in result.findings if f.reason == "pattern:date-phone-id"]
+    assert dates and dates[0][0] > id_box[2]
+    # The strip is boxed to its ink: it ends where the date ends, well short of eight heights.
+    assert dates[0][2] < id_box[2] + 8 * (id_box[3] - id_box[1] + 1)
+
+
+def test_a_line_without_phi_at_its_end_gets_no_strip_read(redactor):
+    # "AP" alone is safe: the strip after it (holding a date) is not read.
+    ds, _ = ct_frame("AP PORTABLE 07/04/1999", size=512)
+    result, _ = PixelRedactor(_CutShort(redactor.reader)).find(ds, gather(ds))
+    assert not result.phi_boxes
+
+
+def test_the_strip_beyond_a_line_stops_at_the_next_line_and_the_frame():
+    line = TextLine((100, 10, 199, 21), "ID 123", 0.9)
+    assert _strip_beyond(line.box, 1, (512, 512), [line]) == (200, 10, 295, 21)
+    assert _strip_beyond(line.box, 1, (512, 250), [line]) == (200, 10, 249, 21)
+    other = TextLine((240, 12, 300, 22), "Im: 3", 0.9)
+    assert _strip_beyond(line.box, 1, (512, 512), [line, other]) == (200, 10, 239, 21)
+    assert _strip_beyond(line.box, -1, (512, 512), [line]) == (4, 10, 99, 21)
+    # Less than a line height left: nothing to read.
+    assert _strip_beyond((5, 10, 50, 21), -1, (512, 512), []) is None
