@@ -7,6 +7,7 @@ rebuilds them once its own stages are done. Each dbt source names the asset that
 the pipeline in the lineage; dbt's tests become the assets' checks.
 """
 
+import fcntl
 import json
 import os
 import subprocess
@@ -29,9 +30,13 @@ LAKE_TABLES = ("incoming_dicom", "dicom_metadata", "deidentified_metadata",
                "pixel_phi_findings", "midib_results")
 # What dbt generates or installs beside the project files, never an input of a parse.
 GENERATED_FOLDERS = frozenset({"target", "logs", "dbt_packages"})
-# One dbt build at a time across runs: DuckDB lets one process write the database. The pool's
-# limit is the instance's (`concurrency.pools.default_limit`, 1 in infra/dagster.local.yaml).
+# One dbt build at a time across runs: DuckDB lets one process write the database, and dbt
+# writes the project's target/ folder (where the database also lies by default). The pool's
+# limit is the instance's (`concurrency.pools.default_limit`, 1 in infra/dagster.local.yaml); an
+# instance without one still builds one at a time on a machine: a second run's build waits for
+# BUILD_LOCK, a lock file in target/, instead of failing.
 DBT_POOL = "dbt"
+BUILD_LOCK = ".build.lock"
 OWNERS = ["team:imaging-data"]
 
 
@@ -99,7 +104,11 @@ def dbt_marts(context: AssetExecutionContext, dbt: DbtCliResource,
               lake: DataLake) -> Iterator[Any]:
     stage_sources(lake)
     dbt_vars = json.dumps({"data_root": str(data_root_of(lake))})
-    yield from dbt.cli(["build", "--vars", dbt_vars], context=context).stream()
+    target = Path(dbt_project.project_dir) / "target"
+    target.mkdir(exist_ok=True)
+    with open(target / BUILD_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield from dbt.cli(["build", "--vars", dbt_vars], context=context).stream()
 
 
 def dbt_resource() -> DbtCliResource:

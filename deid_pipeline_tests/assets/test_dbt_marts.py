@@ -1,15 +1,19 @@
 """The dbt marts as Dagster assets: downstream of the stages whose tables they read, built by a
 run, their manifest parsed whenever the project is newer than it."""
 
+import fcntl
 import json
 import os
 import shutil
+import threading
+from pathlib import Path
 
 import duckdb
 from dagster import AssetKey, materialize
 from dagster_dbt import DbtProject
 
 from deid_pipeline.assets.dbt_marts import (
+    BUILD_LOCK,
     DEFAULT_PROJECT_DIR,
     LAKE_TABLES,
     dbt_marts,
@@ -93,3 +97,22 @@ def test_on_s3_every_day_of_the_sources_is_staged_before_the_build(s3, tmp_path,
         summary = db.sql("select files_dropped, elements_audited > 0, validation_checks "
                          "from mart_partition_summary").fetchall()
     assert summary == [(1, True, 3)]
+
+
+def test_a_build_waits_while_another_run_builds(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEID_DBT_DATABASE", str(tmp_path / "marts.duckdb"))
+    lake = DataLake(root=str(tmp_path / "data"))
+    write_day_tables(lake, tmp_path / "drop")
+    results = []
+    run = threading.Thread(target=lambda: results.append(
+        materialize([dbt_marts], resources={"lake": lake, "dbt": dbt_resource()})))
+
+    with open(Path(dbt_project.project_dir) / "target" / BUILD_LOCK, "a") as other_build:
+        fcntl.flock(other_build, fcntl.LOCK_EX)
+        run.start()
+        run.join(timeout=15)
+        assert run.is_alive() and not (tmp_path / "marts.duckdb").exists()
+    run.join(timeout=300)
+
+    assert results and results[0].success
+    assert (tmp_path / "marts.duckdb").exists()
