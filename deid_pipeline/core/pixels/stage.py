@@ -29,6 +29,9 @@ from deid_pipeline.core.transcode import decode_pixels, transfer_syntax_of, writ
 # an ID, faint ink over anatomy): the strip this many line heights beyond that end, on the line's
 # rows and short of any other line, is read again, and hidden where it holds PHI.
 STRIP_HEIGHTS = 8
+# Ink touching a PHI line's end (in any reading view), at most this many text heights wide, is
+# part of the line, read or not.
+ADJACENT_MAX_HEIGHTS = 4
 # What a strip's reading may be found to hold: the file's own values and dates, IDs and times
 # (not initials, sexes, ages or bare digit runs, which texture read as text matches by chance).
 STRIP_REASONS = frozenset({Reason.NAME, Reason.IDENTIFIER, Reason.PLACE, Reason.DATE,
@@ -138,9 +141,16 @@ class PixelRedactor:
             if image is None or not verdicts:
                 continue
             for end, verdict in ((-1, verdicts[0]), (1, verdicts[-1])):
-                if verdict.is_phi:
-                    strip = _strip_beyond(line.box, end, image.shape[:2], lines)
-                    found += self._read_strip(image, strip, judge) if strip else []
+                if not verdict.is_phi:
+                    continue
+                strip = _strip_beyond(line.box, end, image.shape[:2], lines)
+                if strip is None:
+                    continue
+                # The line's own view first; faint ink next to it may show only in another.
+                adjacent = next((box for view_image in (image, *images.values())
+                                 if (box := _adjacent_ink(view_image, strip, end))), None)
+                found += ([WordVerdict("", adjacent, True, Reason.SAME_LINE, verdict.score)]
+                          if adjacent else self._read_strip(image, strip, judge))
         return found
 
     def _read_strip(self, image: np.ndarray, strip: Box, judge: PixelPhiJudge
@@ -178,6 +188,23 @@ class PixelRedactor:
         # Everything flagged was hidden: the image no longer carries burned-in identification.
         ds.BurnedInAnnotation = "NO"
         return result
+
+
+def _adjacent_ink(image: np.ndarray, strip: Box, end: int) -> Box | None:
+    """The ink in `strip` that touches the line's `end` (a gap of at most a text height) and
+    is no wider than ADJACENT_MAX_HEIGHTS text heights: part of the line whatever it reads as,
+    the detector having stopped short of it (a field's label such as "ID:" before its value)."""
+    x1, y1, x2, y2 = strip
+    height = y2 - y1 + 1
+    top, bottom = max(0, y1 - height // 2), min(image.shape[0] - 1, y2 + height // 2)
+    crop = image[top:bottom + 1, x1:x2 + 1]
+    extent = ink_extent(difference_from_background(crop), 0, crop.shape[1] - 1)
+    if extent is None:
+        return None
+    (a, b), _ = extent
+    gap = (x2 - x1) - b if end < 0 else a
+    return (x1 + a, y1, x1 + b, y2) if gap <= height and b - a < ADJACENT_MAX_HEIGHTS * height \
+        else None
 
 
 def _strip_beyond(box: Box, end: int, shape: tuple[int, int], lines: Sequence[TextLine]

@@ -229,3 +229,25 @@ def test_the_strip_beyond_a_line_stops_at_the_next_line_and_the_frame():
     assert _strip_beyond(line.box, -1, (512, 512), [line]) == (4, 10, 99, 21)
     # Less than a line height left: nothing to read.
     assert _strip_beyond((5, 10, 50, 21), -1, (512, 512), []) is None
+
+
+class _LabelCut(_CutShort):
+    """A reader whose detector left out a line's first word (its field's label)."""
+
+    def read_frame(self, pixels, ds):
+        line = self._reader.read_frame(pixels, ds)[0]
+        words = line.words[1:]
+        box = (words[0].box[0], line.box[1], line.box[2], line.box[3])
+        return [TextLine(box, " ".join(w.text for w in words), line.score, words,
+                         line.det_score, line.view)]
+
+
+def test_a_label_the_detector_left_out_before_a_phi_value_is_hidden_with_it(redactor):
+    # MIDI-B's pixels_hidden reads the whole field ("ID: ..."): a label left legible fails it.
+    ds, _ = ct_frame("ID: MRN12345", size=512)
+    result, _ = PixelRedactor(_LabelCut(redactor.reader)).find(ds, gather(ds))
+    (id_box,) = [f.box for f in result.findings if f.reason == "metadata:identifier"]
+    (label,) = [f.box for f in result.findings if f.reason == "line:with-phi"]
+    height = id_box[3] - id_box[1] + 1
+    assert label[2] < id_box[0] and id_box[0] - label[2] <= height
+    assert label[2] - label[0] < 4 * height  # the label's ink, not the strip
