@@ -147,7 +147,8 @@ class PixelRedactor:
                 if strip is None:
                     continue
                 # The line's own view first; faint ink next to it may show only in another.
-                adjacent = next((box for view_image in (image, *images.values())
+                views = (image, *(other for other in images.values() if other is not image))
+                adjacent = next((box for view_image in views
                                  if (box := _adjacent_ink(view_image, strip, end))), None)
                 found += ([WordVerdict("", adjacent, True, Reason.SAME_LINE, verdict.score)]
                           if adjacent else self._read_strip(image, strip, judge))
@@ -156,14 +157,12 @@ class PixelRedactor:
     def _read_strip(self, image: np.ndarray, strip: Box, judge: PixelPhiJudge
                     ) -> list[WordVerdict]:
         """The PHI in `strip` (a line's rows, beyond its end), boxed to the ink columns."""
-        x1, y1, x2, y2 = strip
-        height = y2 - y1 + 1
-        top, bottom = max(0, y1 - height // 2), min(image.shape[0] - 1, y2 + height // 2)
-        crop = image[top:bottom + 1, x1:x2 + 1]
-        extent = ink_extent(difference_from_background(crop), 0, crop.shape[1] - 1)
-        if extent is None:
+        found = _strip_ink(image, strip)
+        if found is None:
             return []
-        (a, b), _ = extent
+        crop, (a, b) = found
+        x1, y1, _, y2 = strip
+        height = y2 - y1 + 1
         box = (x1 + a, y1, x1 + b, y2)
         ink = crop[:, max(0, a - height // 4):b + height // 4 + 1]
         ink = cv2.cvtColor(ink, cv2.COLOR_GRAY2BGR) if ink.ndim == 2 else ink
@@ -190,18 +189,27 @@ class PixelRedactor:
         return result
 
 
-def _adjacent_ink(image: np.ndarray, strip: Box, end: int) -> Box | None:
-    """The ink in `strip` that touches the line's `end` (a gap of at most a text height) and
-    is no wider than ADJACENT_MAX_HEIGHTS text heights: part of the line whatever it reads as,
-    the detector having stopped short of it (a field's label such as "ID:" before its value)."""
+def _strip_ink(image: np.ndarray, strip: Box) -> tuple[np.ndarray, tuple[int, int]] | None:
+    """The strip's crop (half a text height more above and below) and the columns of the ink in
+    it, relative to the strip; None when it holds no ink."""
     x1, y1, x2, y2 = strip
     height = y2 - y1 + 1
     top, bottom = max(0, y1 - height // 2), min(image.shape[0] - 1, y2 + height // 2)
     crop = image[top:bottom + 1, x1:x2 + 1]
     extent = ink_extent(difference_from_background(crop), 0, crop.shape[1] - 1)
-    if extent is None:
+    return None if extent is None else (crop, extent[0])
+
+
+def _adjacent_ink(image: np.ndarray, strip: Box, end: int) -> Box | None:
+    """The ink in `strip` that touches the line's `end` (a gap of at most a text height) and
+    is no wider than ADJACENT_MAX_HEIGHTS text heights: part of the line whatever it reads as,
+    the detector having stopped short of it (a field's label such as "ID:" before its value)."""
+    found = _strip_ink(image, strip)
+    if found is None:
         return None
-    (a, b), _ = extent
+    _, (a, b) = found
+    x1, y1, x2, y2 = strip
+    height = y2 - y1 + 1
     gap = (x2 - x1) - b if end < 0 else a
     return (x1 + a, y1, x1 + b, y2) if gap <= height and b - a < ADJACENT_MAX_HEIGHTS * height \
         else None
