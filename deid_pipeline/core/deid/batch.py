@@ -32,6 +32,7 @@ from deid_pipeline.core.deid.audit import AuditWriter, audit_batch
 from deid_pipeline.core.deid.engine import FileResult, TagEngine
 from deid_pipeline.core.deid.identifiers import gather
 from deid_pipeline.core.deid.leak_gate import LeakGate
+from deid_pipeline.core.deid.stream_deid import deidentify_stream
 from deid_pipeline.core.deid.method import record_pixels_cleaned
 from deid_pipeline.core.deid.writer import write_dicom
 from deid_pipeline.core.discovery import FileKind, SourceFile, discover
@@ -137,9 +138,14 @@ def reason_for(exc: Exception) -> str:
 
 
 def output_relpath(ds: pydicom.Dataset) -> str:
-    patient = str(ds.get("PatientID", "") or "NO_PATIENT_ID")
-    parts = (patient, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
-    *folders, name = (path_part(str(part)) for part in parts)
+    return relpath_of(str(ds.get("PatientID", "")), str(ds.StudyInstanceUID),
+                      str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID))
+
+
+def relpath_of(patient: str, study: str, series: str, instance: str) -> str:
+    """`<patient>/<study>/<series>/<instance>.dcm`, of the output's own (pseudonymous) values."""
+    parts = (patient or "NO_PATIENT_ID", study, series, instance)
+    *folders, name = (path_part(part) for part in parts)
     return "/".join(folders) + f"/{name}.dcm"
 
 
@@ -183,6 +189,9 @@ def _deidentify_file(source: SourceFile, engine: TagEngine, dst: Path,
             raise QuarantineError(source.refusal)
         if source.kind is FileKind.SLIDE:
             return _deidentify_slide(source, engine, dst, outcome)
+        if redactor is None and source.kind is FileKind.DICOM and \
+                _deidentify_plain(source, engine, dst, outcome):
+            return outcome
         ds = pydicom.dcmread(source.path, defer_size=DEFER_SIZE,
                              force=source.kind is FileKind.UNKNOWN)
         if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
@@ -224,6 +233,38 @@ def _deidentify_file(source: SourceFile, engine: TagEngine, dst: Path,
         outcome.reason = reason_for(exc)
         outcome.result = None
     return outcome
+
+
+def _deidentify_plain(source: SourceFile, engine: TagEngine, dst: Path,
+                      outcome: FileOutcome) -> bool:
+    """Tags only, on the element stream (core.deid.stream_deid): the pydicom path's output,
+    without its Datasets. False, with nothing done, for a file that is not plain."""
+    try:
+        plain = deidentify_stream(source.path.read_bytes(), engine)
+    # Not plain, or something wrong with the file that the pydicom path meets again and names.
+    except Exception:  # noqa: BLE001
+        return False
+    relpath = relpath_of(plain.patient, plain.study, plain.series, plain.instance)
+    gate = LeakGate(plain.known)
+    path_findings = gate.path_findings(relpath)
+    if path_findings:
+        raise QuarantineError("identifying value left: " + "; ".join(path_findings[:5]))
+
+    def write_checked(tmp: Path) -> None:
+        with tmp.open("wb") as handle:
+            handle.writelines(plain.parts)
+        if gate.may_leak(plain.screened, plain.character_set):
+            written = pydicom.dcmread(tmp, stop_before_pixels=True)
+            findings = gate.findings(written, relpath, plain.result.generated)
+            if findings:
+                raise QuarantineError("identifying value left: " + "; ".join(findings[:5]))
+
+    outcome.syntax = plain.syntax
+    outcome.result = plain.result
+    outcome.staged = write_staged(dst / relpath, write_checked)
+    outcome.output = relpath
+    outcome.instance = plain.instance
+    return True
 
 
 SLIDES_FOLDER = "slides"

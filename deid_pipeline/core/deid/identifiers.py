@@ -31,8 +31,8 @@ PLACE_KEYWORDS = frozenset({
     "CountryOfResidence", "MilitaryRank", "BranchOfService", "PatientMotherBirthName",
 })
 # What gather decodes: sequences (to look inside), names, dates and the keywords above.
-_GATHERED_VRS = frozenset({"SQ", "PN", "DA", "DT"})
-_GATHERED_TAGS = frozenset(tag_for_keyword(k) for k in ID_KEYWORDS | PLACE_KEYWORDS)
+GATHERED_VRS = frozenset({"SQ", "PN", "DA", "DT"})
+GATHERED_TAGS = frozenset(tag_for_keyword(k) for k in ID_KEYWORDS | PLACE_KEYWORDS)
 # Parts of a name that identify nobody on their own.
 NAME_NOISE = frozenset({"DR", "MD", "PHD", "JR", "SR", "II", "III", "IV", "MR", "MRS", "MS", "MISS",
                         "PROF", "RN", "RT", "DDS", "DO"})
@@ -135,12 +135,12 @@ def gather(ds: Dataset, found: IdentifyingValues | None = None) -> IdentifyingVa
         # Implicit VR files leave the VR to the dictionary; a private tag must be decoded to know.
         vr = raw.VR
         if not vr:
-            vr = _dictionary_vr(tag)
+            vr = dictionary_vr(tag)
             if vr is None:
                 vr = ds[key].VR
         elif vr == "UN":
-            vr = _dictionary_vr(tag) or vr  # a public element sent as UN: its values are its VR's
-        if vr not in _GATHERED_VRS and tag not in _GATHERED_TAGS:
+            vr = dictionary_vr(tag) or vr  # a public element sent as UN: its values are its VR's
+        if vr not in GATHERED_VRS and tag not in GATHERED_TAGS:
             continue
         if vr == "SQ":
             for item in ds[key].value or ():
@@ -153,19 +153,25 @@ def gather(ds: Dataset, found: IdentifyingValues | None = None) -> IdentifyingVa
             if elem.value in (None, "", b""):
                 continue
             values = [str(v) for v in (elem.value if elem.VM > 1 else [elem.value])]
+        collect(found, tag, vr, values)
+    return found
+
+
+def collect(found: IdentifyingValues, tag: int, vr: str, values: list[str]) -> None:
+    """Add what one element's values say about someone."""
+    if vr == "PN":
+        for value in values:
+            add_person_name(found, value)
+    elif vr == "DA":
+        found.dates |= {d for d in (parse_da(v) for v in values) if d}
+    elif vr == "DT":
+        found.dates |= {d for d in (parse_da(v[:8]) for v in values) if d}
+    else:
         keyword = _keyword(tag)
-        if vr == "PN":
-            for value in values:
-                add_person_name(found, value)
-        elif vr == "DA":
-            found.dates |= {d for d in (parse_da(v) for v in values) if d}
-        elif vr == "DT":
-            found.dates |= {d for d in (parse_da(v[:8]) for v in values) if d}
-        elif keyword in ID_KEYWORDS:
+        if keyword in ID_KEYWORDS:
             found.ids |= {v.strip().upper() for v in values if len(v.strip()) >= 2}
         elif keyword in PLACE_KEYWORDS:
             found.places |= {v.strip().upper() for v in values if len(v.strip()) >= 3}
-    return found
 
 
 @lru_cache(maxsize=None)
@@ -174,6 +180,6 @@ def _keyword(tag: int) -> str:
 
 
 @lru_cache(maxsize=None)
-def _dictionary_vr(tag: int) -> str | None:
+def dictionary_vr(tag: int) -> str | None:
     """The dictionary's VR of a tag it knows, else None."""
     return dictionary_VR(tag) if dictionary_has_tag(tag) else None

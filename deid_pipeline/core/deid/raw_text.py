@@ -28,11 +28,16 @@ def ascii_values(element: DataElement | RawDataElement, vr: str) -> list[str] | 
     data: bytes = element.value
     if not data.isascii():
         return None
-    text = data.decode("ascii").rstrip(" \x00")
+    return split_values(data.decode("ascii"), vr)
+
+
+def split_values(text: str, vr: str) -> list[str]:
+    """A decoded text value's values, stripped as pydicom's converters strip them (AE on both
+    sides, the character-set text VRs at the end); empty values left out."""
+    text = text.rstrip(" \x00")
     if vr in SINGLE_VALUED:
         return [text] if text else []
     values = text.split("\\")
-    # As pydicom's converters strip: AE on both sides, the character-set text VRs at the end.
     if vr == "AE":
         values = [v.strip() for v in values]
     elif vr in ("LO", "SH", "PN", "UC"):
@@ -43,11 +48,21 @@ def ascii_values(element: DataElement | RawDataElement, vr: str) -> list[str] | 
 def ascii_element(raw: RawDataElement, vr: str, values: list) -> RawDataElement | None:
     """`raw` with `values` as its value, encoded as the file would; None when a value is not
     ASCII text (pydicom must encode it)."""
-    if not all(isinstance(v, str) and v.isascii() for v in values):
+    return text_element(raw, vr, values, "ascii")
+
+
+def text_element(raw: RawDataElement, vr: str, values: list,
+                 codec: str) -> RawDataElement | None:
+    """`raw` with `values` encoded in `codec` as pydicom encodes text (joined by backslashes,
+    padded to even length); None when a value is not text that `codec` encodes."""
+    if not all(isinstance(v, str) for v in values):
         return None
     if vr in SINGLE_VALUED and len(values) > 1:
         return None
-    data = "\\".join(values).encode("ascii")
+    try:
+        data = "\\".join(values).encode(codec)
+    except UnicodeError:
+        return None
     if len(data) % 2:
         data += b"\x00" if vr == "UI" else b" "
     return raw._replace(value=data, length=len(data))

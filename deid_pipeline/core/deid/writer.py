@@ -104,6 +104,13 @@ def encode_dataset(ds: Dataset, implicit: bool, little: bool) -> bytes:
         return buffer.getvalue()
 
 
+def encode_elements(ds: Dataset, implicit: bool) -> dict[int, bytes]:
+    """Each element of `ds` (new ones, such as the de-identification method's) as this module
+    writes it into a little-endian data set of that encoding."""
+    encoding = _ENCODINGS[(implicit, True)]
+    return {tag: _elements_bytes(ds, [tag], encoding, DEFAULT_ENCODING) for tag in ds._dict}
+
+
 # -- the fast path --------------------------------------------------------------------------------
 
 def _write_fast(ds: Dataset, path: Path, syntax: UID) -> bytes | None:
