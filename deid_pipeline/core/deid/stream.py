@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from struct import Struct
 
 from pydicom.dataelem import RawDataElement
-from pydicom.tag import BaseTag
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from deid_pipeline.core.deid.identifiers import dictionary_vr
@@ -181,7 +180,7 @@ def _elements(buf: bytes, position: int, end: int, implicit: bool, reading: _Rea
                     not top or reading.encapsulated or length % 2 or vr not in (None, "OB", "OW")):
                 raise NotPlain
             value, position = buf[start:start + length], start + length
-        elements[tag] = RawDataElement(BaseTag(tag), vr, length, value, start, implicit, True)
+        elements[tag] = RawDataElement(tag, vr, length, value, start, implicit, True)
     if in_undefined_item:
         raise NotPlain  # no item delimiter
     return elements, position

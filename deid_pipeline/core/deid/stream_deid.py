@@ -84,7 +84,7 @@ class StreamOutcome:
     series: str
     character_set: str | None
     parts: list[bytes]  # the output file
-    screened: bytes  # the output but its pixel data value, not deflated
+    screened: bytes  # what the leak gate screens (see deidentify_stream)
 
 
 def deidentify_stream(data: bytes, engine: TagEngine) -> StreamOutcome:
@@ -139,7 +139,8 @@ def deidentify_stream(data: bytes, engine: TagEngine) -> StreamOutcome:
         raise NotPlain
     start = stream.preamble + b"DICM" + meta
     implicit = stream.implicit
-    head = b"".join([element_bytes(out[tag], implicit) for tag in tags if tag != PIXEL_DATA])
+    encoded = [(tag, element_bytes(out[tag], implicit)) for tag in tags if tag != PIXEL_DATA]
+    head = b"".join([data for _, data in encoded])
     pixels = out.get(PIXEL_DATA)
     pixel_parts = []
     if pixels is not None:
@@ -156,8 +157,10 @@ def deidentify_stream(data: bytes, engine: TagEngine) -> StreamOutcome:
         parts = [start, deflated] + ([b"\x00"] if len(deflated) % 2 else [])
     else:
         parts = [start + head, *pixel_parts]
-    # The leak gate screens what was written but the pixel data value, before any deflating.
-    screened = start + head
+    # The leak gate screens what was written but the pixel data value, before any deflating, and
+    # but the top-level values the engine wrote whole (a fake name): those it does not judge.
+    generated = result.generated
+    screened = start + b"".join([data for tag, data in encoded if _tag_text(tag) not in generated])
     return StreamOutcome(
         known=known, result=result, syntax=stream.syntax, instance=instance,
         patient=_value(out, PATIENT_ID, codec), study=_value(out, STUDY, codec),

@@ -144,3 +144,17 @@ def test_a_batch_writes_the_same_with_and_without_the_stream_path(
     for name in ("audit.parquet", "files.parquet"):
         pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "wa" / name),
                                       pd.read_parquet(tmp_path / "wb" / name))
+
+
+def test_a_value_the_policy_keeps_is_caught_by_the_leak_gate_on_the_stream_path(tmp_path):
+    site = tmp_path / "site.yaml"
+    site.write_text("rules:\n  - keyword: InstitutionName\n    action: keep\n")
+    engine = TagEngine(load_policy([site]), Pseudonymizer(SECRET))
+    source = write(realistic_image(pixels=(8, 8)), tmp_path / "in" / "a.dcm")
+    assert deidentify_stream(source.read_bytes(), engine).screened  # a plain file
+
+    report = batch.deidentify_tree(source.parent, tmp_path / "out", tmp_path / "work", engine)
+
+    assert (report.written, report.quarantined) == (0, 1)
+    assert "place or contact in (0008,0080)" in next(iter(report.reasons))
+    assert not list((tmp_path / "out").rglob("*.dcm"))
