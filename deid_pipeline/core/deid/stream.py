@@ -38,6 +38,7 @@ KNOWN_VRS = frozenset({
     "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN",
     "UR", "US", "UT", "UV",
 })
+_EXPLICIT_VRS = {vr.encode(): vr for vr in KNOWN_VRS}
 _TAG = Struct("<HH").unpack_from
 _LENGTH = Struct("<L").unpack_from
 _EXPLICIT_SHORT = Struct("<HH2sH").unpack_from
@@ -143,8 +144,8 @@ def _elements(buf: bytes, position: int, end: int, implicit: bool, reading: _Rea
             if tag >> 16 & 1 and not 0x10 <= number <= 0xFF:
                 raise NotPlain  # pydicom's private dictionary gives these a VR of its own
         else:
-            vr = vr_bytes.decode("latin-1")
-            if vr not in KNOWN_VRS:
+            vr = _EXPLICIT_VRS.get(vr_bytes)
+            if vr is None:
                 raise NotPlain
             if vr in LONG_VRS:
                 if position + 12 > end:
@@ -168,18 +169,19 @@ def _elements(buf: bytes, position: int, end: int, implicit: bool, reading: _Rea
             reading.depth -= 1
             elements[tag] = SequenceElement(tag, length == UNDEFINED_LENGTH, items)
             continue
+        if tag == PIXEL_DATA and not (top and vr in (None, "OB", "OW")):
+            raise NotPlain
         if length == UNDEFINED_LENGTH:
-            if not (tag == PIXEL_DATA and top and reading.encapsulated):
+            if not (tag == PIXEL_DATA and reading.encapsulated):
                 raise NotPlain
             stop = _encapsulated_end(buf, start, end)
             value, position = buf[start:stop], stop + 8
         else:
-            if start + length > end or vr == "UN" and implicit:
+            position = start + length
+            if position > end or length > MAX_VALUE and tag != PIXEL_DATA or tag == PIXEL_DATA \
+                    and (reading.encapsulated or length % 2):
                 raise NotPlain
-            if length > MAX_VALUE and tag != PIXEL_DATA or tag == PIXEL_DATA and (
-                    not top or reading.encapsulated or length % 2 or vr not in (None, "OB", "OW")):
-                raise NotPlain
-            value, position = buf[start:start + length], start + length
+            value = buf[start:position]
         elements[tag] = RawDataElement(tag, vr, length, value, start, implicit, True)
     if in_undefined_item:
         raise NotPlain  # no item delimiter
