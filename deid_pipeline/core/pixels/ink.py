@@ -44,6 +44,14 @@ INK_ROW_SHARE = 0.02
 STROKE_BAND_RATIO = 1.25
 BAND_GROW = 2
 BAND_MIN_LINE_SHARE = 0.7
+# Faint ink: a pixel further from the background than the noise of the rows above and below
+# the line (the 99th percentile of their differences, plus a level) and at least
+# FAINT_MIN_LEVELS grey levels, the noise taken at most FAINT_CAP of the ink threshold (anatomy
+# or a neighbour line in those rows does not make strokes pass for noise). A word's estimated
+# span (the recogniser's character positions, which reach into the space after a narrow last
+# letter) is cut back to its ink only over columns without any faint ink: what is fainter than
+# the ink threshold but above the noise (rims, low-contrast strokes, texture) keeps it.
+FAINT_MIN_LEVELS, FAINT_CAP = 3, 0.5
 
 
 def fit_to_ink(image: np.ndarray, box: Box, words: list[W]) -> tuple[Box, list[W]]:
@@ -63,7 +71,8 @@ def fit_to_ink(image: np.ndarray, box: Box, words: list[W]) -> tuple[Box, list[W
     word's rows are the band of rows with ink through the middle of the box (the detector
     centres its box on the text; a touching neighbour line falls outside the band); its
     estimated span grows to the runs of ink columns that reach into it, not beyond its
-    neighbours' spans, and never shrinks (ink fainter than the threshold may lie inside).
+    neighbours' spans, and shrinks only over end columns without faint ink (_trimmed: ink
+    fainter than the threshold may lie inside).
     Each word keeps its own rows (word_bands): one fitted too tall (anatomy along it) or a
     taller one ("[F]") does not make the whole line tall; a word that showed no band, or one
     much shorter than the line's (faint ascenders missed), gets the rows of the whole line;
@@ -100,16 +109,57 @@ def fit_to_ink(image: np.ndarray, box: Box, words: list[W]) -> tuple[Box, list[W
             bands.append(None)
             continue
         (a, b), (word_top, word_bottom) = fit
-        # Grown to its ink, never shrunk: ink fainter than the threshold (over bright anatomy)
-        # may lie inside the estimate.
-        spans.append((min(left, low + a), max(right, low + b)))
+        # Grown to its ink; shrunk only over columns without faint ink (ink fainter than the
+        # threshold, over bright anatomy, may lie inside the estimate).
+        spans.append(_trimmed(differences[0], (word_top, word_bottom), low, high,
+                              (min(left, low + a), max(right, low + b)), (low + a, low + b)))
         bands.append((word_top, word_bottom))
+    own = bands
     bands = word_bands(bands, rows)
+    # The rows a word's band was grown by (word_bands) are kept only down to its faint ink.
+    bands = [_rows_to_faint(differences[0], band, found, span) if found is not None
+             and band[0] >= found[0] - BAND_GROW and band[1] <= found[1] + BAND_GROW else band
+             for band, found, span in zip(bands, own, spans)]
     fitted = [replace(w, box=(x1 + int(a), y1 + top, x1 + int(b), y1 + bottom))
               for w, (a, b), (top, bottom) in zip(words, spans, bands)]
     line = (x1 + int(min(a for a, _ in spans)), y1 + min(t for t, _ in bands),
             x1 + int(max(b for _, b in spans)), y1 + max(b for _, b in bands))
     return line, fitted
+
+
+def _faint(difference: np.ndarray, low: int, high: int) -> np.ndarray:
+    """The faint ink (and stronger) in a word's window, columns `low`..`high`."""
+    window = difference[:, low:high + 1]
+    noise = float(np.percentile(np.concatenate([window[:2], window[-2:]]), 99)) + 1
+    threshold = max(INK_MIN_LEVELS, INK_SHARE * float(np.percentile(window, 99)))
+    return window >= max(FAINT_MIN_LEVELS, min(noise, FAINT_CAP * threshold))
+
+
+def _trimmed(difference: np.ndarray, band: tuple[int, int], low: int, high: int,
+             span: tuple[int, int], ink: tuple[int, int]) -> tuple[int, int]:
+    """`span` (the estimate grown to the `ink` columns) without the columns at either end, in
+    the word's window `low`..`high`, that hold no faint ink on the band's rows or the row
+    beyond each side: background the estimate took in, nothing fainter than the ink there."""
+    window = _faint(difference, low, high)
+    top, bottom = max(0, band[0] - 1), min(len(window) - 1, band[1] + 1)
+    faint = np.nonzero(window[top:bottom + 1].any(axis=0))[0] + low
+    left = faint[(faint >= span[0]) & (faint <= ink[0])]
+    right = faint[(faint >= ink[1]) & (faint <= span[1])]
+    return (int(left[0]) if len(left) else ink[0], int(right[-1]) if len(right) else ink[1])
+
+
+def _rows_to_faint(difference: np.ndarray, band: tuple[int, int], own: tuple[int, int],
+                   span: tuple[int, int]) -> tuple[int, int]:
+    """`band` (a word's `own` band grown towards the line's) without the grown rows at either
+    side that hold no faint ink in the word's columns `span` (relative to the crop): a row
+    beyond the ink holding nothing above the noise is background."""
+    faint = _faint(difference, span[0], span[1]).any(axis=1)
+    top, bottom = band
+    while top < own[0] - 1 and not faint[top]:
+        top += 1
+    while bottom > own[1] + 1 and not faint[bottom]:
+        bottom -= 1
+    return top, bottom
 
 
 def word_bands(bands: list[tuple[int, int] | None], rows: int) -> list[tuple[int, int]]:

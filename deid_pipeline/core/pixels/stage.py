@@ -16,7 +16,8 @@ from pydicom.dataset import Dataset
 
 from deid_pipeline.core.deid.free_text import SpanFinder
 from deid_pipeline.core.deid.identifiers import IdentifyingValues
-from deid_pipeline.core.pixels.ink import difference_from_background, ink_extent
+from deid_pipeline.core.pixels.ink import (difference_from_background, ink_extent,
+                                           stroke_contrast)
 from deid_pipeline.core.pixels.ocr import Box, TextLine, TextReader, Word
 from deid_pipeline.core.pixels.phi import PixelPhiJudge, Reason, WordVerdict, visual_lines
 from deid_pipeline.core.pixels.redact import fill_boxes
@@ -203,11 +204,16 @@ def _strip_ink(image: np.ndarray, strip: Box) -> tuple[np.ndarray, tuple[int, in
 def _adjacent_ink(image: np.ndarray, strip: Box, end: int) -> Box | None:
     """The ink in `strip` that touches the line's `end` (a gap of at most a text height) and
     is no wider than ADJACENT_MAX_HEIGHTS text heights: part of the line whatever it reads as,
-    the detector having stopped short of it (a field's label such as "ID:" before its value)."""
+    the detector having stopped short of it (a field's label such as "ID:" before its value).
+    Only strokes: ink that leaves nothing in stroke_contrast is anatomy (an organ's edge)."""
     found = _strip_ink(image, strip)
     if found is None:
         return None
-    _, (a, b) = found
+    crop, (a, b) = found
+    # An organ's edge or a smooth rim beyond the line differs from the background too, but
+    # leaves nothing in the strokes' contrast.
+    if ink_extent(stroke_contrast(crop), a, b) is None:
+        return None
     x1, y1, x2, y2 = strip
     height = y2 - y1 + 1
     gap = (x2 - x1) - b if end < 0 else a

@@ -158,3 +158,32 @@ def test_each_word_of_a_line_gets_its_own_rows():
     assert abs(doe.box[1] - ys.min()) <= 2 and abs(doe.box[3] - ys.max()) <= 2
     assert bar.box[1] <= 50 and bar.box[3] >= 73
     assert line[1] == bar.box[1] and line[3] == bar.box[3]
+
+
+def _estimates_past_the_ink(mask: np.ndarray, spans: list[tuple[int, int]]):
+    """The detector's box, and word boxes estimated 8 pixels past each word's ends (the
+    recogniser's half character pitch after a narrow last letter)."""
+    box, _ = _detected(mask, spans)
+    words = [Word(text, (a - 8, box[1], b + 8, box[3]), 0.9) for text, (a, b) in zip(TEXT, spans)]
+    return box, words
+
+
+def test_an_estimate_past_the_ink_over_a_flat_background_is_cut_back_to_it():
+    mask, spans = _ink_mask()
+    image = (mask / 255 * 220 + 20).astype(np.uint8)
+    box, words = _estimates_past_the_ink(mask, spans)
+    _, fitted = _assert_tight_and_covering(image, mask, box, words)
+    for word, (a, b) in zip(fitted, spans):
+        xs = np.nonzero(mask[:, a - 8:b + 9].any(axis=0))[0] + a - 8
+        assert word.box[0] >= xs.min() - 1 and word.box[2] <= xs.max() + 1
+
+
+def test_an_estimate_past_the_ink_keeps_faint_ink_in_it():
+    mask, spans = _ink_mask()
+    image = (mask / 255 * 220 + 20).astype(np.uint8)
+    a, b = spans[1]
+    # Faint strokes (a letter fainter than the ink threshold) just after the second word.
+    image[60:70, b + 3:b + 6] += 15
+    box, words = _estimates_past_the_ink(mask, spans)
+    _, fitted = fit_to_ink(image, box, words)
+    assert fitted[1].box[2] >= b + 5

@@ -10,7 +10,7 @@ from deid_pipeline.core.deid.identifiers import gather
 from deid_pipeline.core.pixels.phi import ages_of
 from deid_pipeline.core.pixels.redact import padded
 from deid_pipeline.core.pixels.ocr import TextLine
-from deid_pipeline.core.pixels.stage import PixelRedactor, _strip_beyond
+from deid_pipeline.core.pixels.stage import PixelRedactor, _adjacent_ink, _strip_beyond
 from deid_pipeline.core.transcode import decode_pixels
 
 
@@ -251,3 +251,16 @@ def test_a_label_the_detector_left_out_before_a_phi_value_is_hidden_with_it(reda
     height = id_box[3] - id_box[1] + 1
     assert label[2] < id_box[0] and id_box[0] - label[2] <= height
     assert label[2] - label[0] < 4 * height  # the label's ink, not the strip
+
+
+def test_ink_touching_a_phi_line_end_counts_only_when_it_holds_strokes():
+    import cv2
+
+    strip = (200, 40, 330, 60)  # beyond the right end of a line ending at x 199, 21 rows tall
+    label = np.full((120, 400), 20, np.uint8)
+    cv2.putText(label, "ID:", (205, 58), cv2.FONT_HERSHEY_SIMPLEX, 0.6, 230, 2, cv2.LINE_AA)
+    assert _adjacent_ink(label, strip, 1) is not None
+    # An organ's edge: a smooth bright body beginning just beyond the line's end.
+    yy, xx = np.mgrid[0:120, 0:400]
+    body = np.where((xx - 330) ** 2 + (yy - 140) ** 2 < 115 ** 2, 120, 20).astype(np.uint8)
+    assert _adjacent_ink(cv2.GaussianBlur(body, (0, 0), 1.5), strip, 1) is None
