@@ -209,15 +209,8 @@ def _defined_items(buf: bytes, position: int, end: int, implicit: bool,
     while position < end:
         if position + 8 > end or _TAG(buf, position) != (0xFFFE, 0xE000):
             raise NotPlain
-        length = _LENGTH(buf, position + 4)[0]
-        if length == UNDEFINED_LENGTH:
-            elements, position = _elements(buf, position + 8, end, implicit, reading, True)
-        else:
-            if position + 8 + length > end:
-                raise NotPlain
-            elements, _ = _elements(buf, position + 8, position + 8 + length, implicit, reading)
-            position += 8 + length
-        items.append(Item(elements, length == UNDEFINED_LENGTH))
+        item, position = _item(buf, position, end, implicit, reading)
+        items.append(item)
     return items
 
 
@@ -225,21 +218,27 @@ def _undefined_items(buf: bytes, position: int, end: int, implicit: bool,
                      reading: _Reading) -> tuple[list[Item], int]:
     items = []
     while position + 8 <= end:
-        group, number = _TAG(buf, position)
-        length = _LENGTH(buf, position + 4)[0]
-        if (group, number) == (0xFFFE, 0xE0DD):
+        tag = _TAG(buf, position)
+        if tag == (0xFFFE, 0xE0DD):
             return items, position + 8
-        if (group, number) != (0xFFFE, 0xE000):
+        if tag != (0xFFFE, 0xE000):
             raise NotPlain
-        if length == UNDEFINED_LENGTH:
-            elements, position = _elements(buf, position + 8, end, implicit, reading, True)
-        else:
-            if position + 8 + length > end:
-                raise NotPlain
-            elements, _ = _elements(buf, position + 8, position + 8 + length, implicit, reading)
-            position += 8 + length
-        items.append(Item(elements, length == UNDEFINED_LENGTH))
+        item, position = _item(buf, position, end, implicit, reading)
+        items.append(item)
     raise NotPlain  # no sequence delimiter
+
+
+def _item(buf: bytes, position: int, end: int, implicit: bool,
+          reading: _Reading) -> tuple[Item, int]:
+    """The item whose header is at `position`, and where the next one starts."""
+    length = _LENGTH(buf, position + 4)[0]
+    if length == UNDEFINED_LENGTH:
+        elements, position = _elements(buf, position + 8, end, implicit, reading, True)
+        return Item(elements, True), position
+    if position + 8 + length > end:
+        raise NotPlain
+    elements, _ = _elements(buf, position + 8, position + 8 + length, implicit, reading)
+    return Item(elements, False), position + 8 + length
 
 
 # -- writing --------------------------------------------------------------------------------------
