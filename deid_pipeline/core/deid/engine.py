@@ -219,6 +219,33 @@ class TagEngine:
         return result
 
 
+class PrivateBlocks:
+    """A data set's private blocks as a walk meets them: the creator naming each element's block
+    (read once a block), the creator elements met, and the blocks that keep an element (a
+    creator whose block keeps none goes with it)."""
+
+    def __init__(self, creator_of: Callable[[int], str | None]) -> None:
+        self._creator_of = creator_of
+        self._names: dict[int, str | None] = {}
+        self._kept: set[int] = set()
+        self.creators: list[int] = []
+
+    def creator(self, tag: int) -> str | None:
+        block = tag >> 8  # (group, block number)
+        if block in self._names:
+            return self._names[block]
+        name = self._names[block] = self._creator_of(tag)
+        return name
+
+    def keep(self, tag: int) -> None:
+        self._kept.add(tag >> 8)
+
+    def unused(self) -> list[int]:
+        """The creators whose block keeps no element."""
+        return [tag for tag in self.creators
+                if (tag >> 16) << 8 | (tag & 0xFF) not in self._kept]
+
+
 @dataclass
 class _FileContext:
     engine: TagEngine
@@ -237,9 +264,7 @@ class _FileContext:
         # The data set's own dictionary, read directly: Dataset's item access converts its key
         # to a Tag and checks it, a couple of hundred times a file.
         elements = ds._dict
-        surviving_blocks: set[tuple[int, int]] = set()
-        creators: list[BaseTag] = []
-        creator_names: dict[int, str | None] = {}
+        blocks = PrivateBlocks(lambda tag: _creator_of(ds, BaseTag(tag)))
         decide, audit, generated = self.engine.decide, self.result.audit.append, self.result.generated
         sop_class = self.sop_class if not prefix else ""
         for key in list(elements):
@@ -251,15 +276,9 @@ class _FileContext:
                 continue
             private = tag >> 16 & 1
             if private and 0x0010 <= element <= 0x00FF:  # a private creator
-                creators.append(key)
+                blocks.creators.append(key)
                 continue
-            creator = None
-            if private:
-                block = tag >> 8
-                if block in creator_names:
-                    creator = creator_names[block]
-                else:
-                    creator = creator_names[block] = _creator_of(ds, BaseTag(tag))
+            creator = blocks.creator(tag) if private else None
             vr = raw.VR or (dictionary_VR(tag) if not private else "UN")
             # Attribute types hold at the top level only; in an item the sequence's macro decides,
             # which the types table does not know ("" resolves as type unknown).
@@ -271,11 +290,10 @@ class _FileContext:
                 if decision.action in GENERATING_ACTIONS and vr != "SQ":
                     generated.add(path)
                 if private:
-                    surviving_blocks.add((tag >> 16, element >> 8))
+                    blocks.keep(tag)
             audit(AuditRow(path, tag_text, _keyword(tag), decision.action, decision.rule))
-        for key in creators:
-            if (key >> 16, key & 0xFF) not in surviving_blocks:
-                del ds[key]
+        for key in blocks.unused():
+            del ds[key]
 
     def apply(self, ds: Dataset, tag: BaseTag, vr: str, decision: Decision, path: str) -> bool:
         """Apply one decision; True when the element is still in the dataset afterwards."""

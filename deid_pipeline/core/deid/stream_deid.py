@@ -26,6 +26,7 @@ from deid_pipeline.core.deid.engine import (
     GENERATING_ACTIONS,
     AuditRow,
     FileResult,
+    PrivateBlocks,
     TagEngine,
     _FileContext,
     _keyword,
@@ -178,9 +179,7 @@ class _StreamContext(_FileContext):
 
     def walk(self, elements: dict[int, Element], prefix: str) -> dict[int, Element | bytes]:
         out: dict[int, Element | bytes] = {}
-        surviving_blocks: set[tuple[int, int]] = set()
-        creators: list[int] = []
-        creator_names: dict[int, str | None] = {}
+        blocks = PrivateBlocks(lambda tag: _creator(elements, tag, self.codec))
         decide, audit, generated = self.engine.decide, self.result.audit.append, self.result.generated
         sop_class = self.sop_class if not prefix else ""
         for tag, element in elements.items():
@@ -189,16 +188,10 @@ class _StreamContext(_FileContext):
                 continue
             private = tag >> 16 & 1
             if private and 0x0010 <= number <= 0x00FF:
-                creators.append(tag)
+                blocks.creators.append(tag)
                 out[tag] = element
                 continue
-            creator = None
-            if private:
-                block = tag >> 8
-                if block in creator_names:
-                    creator = creator_names[block]
-                else:
-                    creator = creator_names[block] = _creator(elements, tag, self.codec)
+            creator = blocks.creator(tag) if private else None
             if element.__class__ is SequenceElement:
                 vr = "SQ"
             else:
@@ -214,10 +207,11 @@ class _StreamContext(_FileContext):
                 if decision.action in GENERATING_ACTIONS and vr != "SQ":
                     generated.add(path)
                 if private:
-                    surviving_blocks.add((tag >> 16, number >> 8))
+                    blocks.keep(tag)
             audit(AuditRow(path, tag_text, _keyword(tag), decision.action, decision.rule))
-        for tag in creators:
-            if (tag >> 16, tag & 0xFF) not in surviving_blocks:
+        unused = set(blocks.unused())
+        for tag in blocks.creators:
+            if tag in unused:
                 del out[tag]
             else:  # the engine read it to name the block: written re-encoded
                 _check_plain(out[tag], tag, self.codec, "LO")
