@@ -10,13 +10,13 @@ raises `NotPlain`, and the caller reads the file with pydicom.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from struct import Struct
 
 from pydicom.dataelem import RawDataElement
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
+from deid_pipeline.core.deid.deflate import DeflateError, inflate
 from deid_pipeline.core.deid.identifiers import dictionary_vr
 
 PIXEL_DATA = 0x7FE00010
@@ -92,8 +92,8 @@ def read_stream(data: bytes) -> StreamFile:
     syntax = syntax_element.value.rstrip(b"\x00 ").decode("ascii", "replace")
     if syntax == DEFLATED:
         try:
-            body = zlib.decompress(data[position:], -zlib.MAX_WBITS)
-        except zlib.error as exc:
+            body = inflate(data[position:])
+        except DeflateError as exc:
             raise NotPlain from exc
         start = 0
     elif syntax in (EXPLICIT_LITTLE, IMPLICIT_LITTLE) or syntax.startswith(_ENCAPSULATED_PREFIXES):

@@ -9,7 +9,6 @@ takes that path; tests hold both paths to the same bytes.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from functools import cache
 from struct import calcsize, pack, unpack
@@ -22,6 +21,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
 from deid_pipeline.core.deid import method
+from deid_pipeline.core.deid.deflate import deflate
 from deid_pipeline.core.deid.engine import (
     GENERATING_ACTIONS,
     AuditRow,
@@ -151,10 +151,7 @@ def deidentify_stream(data: bytes, engine: TagEngine) -> StreamOutcome:
         if undefined:
             pixel_parts.append(SEQUENCE_END_BYTES)
     if stream.deflated:
-        compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
-        deflated = b"".join([compressor.compress(head)]
-                            + [compressor.compress(part) for part in pixel_parts]
-                            + [compressor.flush()])
+        deflated = deflate([head, *pixel_parts])
         parts = [start, deflated] + ([b"\x00"] if len(deflated) % 2 else [])
     else:
         parts = [start + head, *pixel_parts]

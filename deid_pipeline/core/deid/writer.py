@@ -14,7 +14,6 @@ same dummies, flags and codes as the last one). Whatever pydicom would handle in
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 from struct import Struct
 
@@ -26,6 +25,8 @@ from pydicom.filewriter import dcmwrite, write_data_element, write_dataset
 from pydicom.multival import MultiValue
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
+
+from deid_pipeline.core.deid.deflate import deflate
 
 PIXEL_DATA = 0x7FE00010
 UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -128,8 +129,7 @@ def _write_fast(ds: Dataset, path: Path, syntax: UID) -> bytes | None:
         if ds.original_encoding != (False, True):
             raise _PydicomWrites  # save_as's check of endianness, or a data set read otherwise
         body = _dataset_bytes(ds, encoding, DEFAULT_ENCODING, deflated=True)
-        compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
-        deflated = compressor.compress(body) + compressor.flush()
+        deflated = deflate([body])
         with path.open("wb") as handle:
             handle.write(start)
             handle.write(deflated)
