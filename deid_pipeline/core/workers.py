@@ -10,6 +10,7 @@ per worker, which on many cores and a short batch is most of the batch.
 from __future__ import annotations
 
 import multiprocessing
+from multiprocessing import forkserver
 from multiprocessing.context import BaseContext
 
 # Everything a worker of either stage runs on.
@@ -17,8 +18,10 @@ PRELOADED = ["deid_pipeline.core.deid.batch", "deid_pipeline.core.pixels.batch"]
 
 
 def worker_context() -> BaseContext:
-    """The context for a stage's process pool. The preload list is the server's: it counts only
-    when set before the server starts (the first pool of the process)."""
+    """The context for a stage's process pool, its server started: it imports while the caller
+    goes on (lists its inputs), not when the first worker is asked for. The preload list is the
+    server's: it counts only when set before the server starts (the first pool of the process)."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOADED)
+    forkserver.ensure_running()
     return context

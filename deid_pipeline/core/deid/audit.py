@@ -23,16 +23,20 @@ SCHEMA = pa.schema([(name, DICTIONARY) for name in COLUMNS])
 ROWS_PER_GROUP = 200_000
 
 
-def audit_batch(file: str, rows: Sequence[AuditRow]) -> pa.RecordBatch:
-    """One file's rows as a dictionary-encoded batch. It is made where the file was
-    de-identified (a worker process): the batch's own process, which every file passes through,
-    then only collects batches, where a list of a few hundred row tuples would cost it more to
-    receive and turn into columns than the worker spends making this."""
-    count = len(rows)
-    files = pa.DictionaryArray.from_arrays(pa.array(np.zeros(count, np.int32)), pa.array([file]))
+def audit_batch(files: Sequence[tuple[str, Sequence[AuditRow]]]) -> pa.RecordBatch:
+    """Several files' rows, in order, as one dictionary-encoded batch. It is made where the files
+    were de-identified (a worker process), for a chunk of files at a time: the batch's own
+    process, which every file passes through, then only collects batches, where a list of row
+    tuples would cost it more to receive and turn into columns than the worker spends making
+    this, and a batch per file more to receive and unify."""
+    counts = [len(rows) for _, rows in files]
+    names = pa.array([name for name, _ in files], pa.string())
+    file_column = pa.DictionaryArray.from_arrays(
+        pa.array(np.repeat(np.arange(len(files), dtype=np.int32), counts)), names)
+    rows = [row for _, file_rows in files for row in file_rows]
     columns = zip(*rows) if rows else [()] * (len(COLUMNS) - 1)
     return pa.RecordBatch.from_arrays(
-        [files, *(pa.array(column, DICTIONARY) for column in columns)], schema=SCHEMA)
+        [file_column, *(pa.array(column, DICTIONARY) for column in columns)], schema=SCHEMA)
 
 
 class AuditWriter:

@@ -15,11 +15,13 @@ import re
 import struct
 import time
 import zlib
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from itertools import chain, islice
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pydicom
@@ -95,7 +97,15 @@ class FileOutcome:
     pixels: PixelResult | None = None
     staged: Path | None = None  # the written output under a hidden temporary name
     instance: str | None = None  # the output's SOP Instance UID: one file per instance
-    audit: pa.RecordBatch | None = None  # the result's audit rows, made into columns
+    audit_rows: int = 0  # how many rows of its chunk's audit batch are this file's
+
+
+@dataclass
+class ChunkOutcome:
+    """What a worker hands back for a chunk of files: each file's outcome, and the audit rows of
+    the files it de-identified, in order, as one batch of columns."""
+    files: list[FileOutcome]
+    audit: pa.RecordBatch
 
 
 @dataclass
@@ -174,11 +184,19 @@ def deidentify_file(source: SourceFile, engine: TagEngine, dst: Path,
     then tags, then the leak gate on what was written. A DICOM output is left staged (complete,
     hidden): the batch makes it visible once it knows no earlier file claimed its SOP Instance UID."""
     with file_messages_muted():
-        outcome = _deidentify_file(source, engine, dst, redactor)
-    if outcome.result is not None:
-        outcome.audit = audit_batch(outcome.output, outcome.result.audit)
-        outcome.result.audit = []  # handed over once, as columns
-    return outcome
+        return _deidentify_file(source, engine, dst, redactor)
+
+
+def deidentify_chunk(sources: list[SourceFile], engine: TagEngine, dst: Path,
+                     redactor: PixelRedactor | None = None) -> ChunkOutcome:
+    """`deidentify_file` for each source, the audit rows handed over once, as columns."""
+    outcomes = [deidentify_file(source, engine, dst, redactor) for source in sources]
+    done = [outcome for outcome in outcomes if outcome.result is not None]
+    audit = audit_batch([(outcome.output, outcome.result.audit) for outcome in done])
+    for outcome in done:
+        outcome.audit_rows = len(outcome.result.audit)
+        outcome.result.audit = []
+    return ChunkOutcome(outcomes, audit)
 
 
 def _deidentify_file(source: SourceFile, engine: TagEngine, dst: Path,
@@ -329,9 +347,9 @@ def _init_worker(engine: TagEngine, redactor: PixelRedactor | None) -> None:
     _worker = (engine, redactor)
 
 
-def _work(args: tuple[SourceFile, Path]) -> FileOutcome:
+def _work(args: tuple[list[SourceFile], Path]) -> ChunkOutcome:
     assert _worker is not None
-    return deidentify_file(args[0], _worker[0], args[1], _worker[1])
+    return deidentify_chunk(args[0], _worker[0], args[1], _worker[1])
 
 
 DUPLICATE = "duplicate SOP Instance UID in this batch"
@@ -354,19 +372,31 @@ def deidentify_tree(src: Path, dst: Path, work: Path, engine: TagEngine,
     paths.root.mkdir(parents=True, exist_ok=True, mode=OWNER_ONLY_DIR)
     os.chmod(paths.root, OWNER_ONLY_DIR)  # it may exist already, made by someone else's umask
     remove_stale_temporaries(dst)  # a killed run's staged files, never visible
-    sources = [s for s in discover(src) if kinds is None or s.kind in kinds]
+    # Started before discovery, so that the worker server imports while the tree is listed.
+    context = worker_context() if jobs > 1 else None
+    discovered = (s for s in discover(src) if kinds is None or s.kind in kinds)
+    first = list(islice(discovered, 2))  # a single file is done here, without a pool
+    sources = chain(first, discovered)
+    chunks: list[list[SourceFile]] = []
+
+    def listed() -> Iterator[list[SourceFile]]:
+        """Chunks of the tree as discovery lists it, each kept to pair with its outcome."""
+        while chunk := list(islice(sources, CHUNK)):
+            chunks.append(chunk)
+            yield chunk
+
     tally = _Tally(paths)
     with AuditWriter(paths.audit) as audit:
-        if jobs > 1 and len(sources) > 1:
-            with ProcessPoolExecutor(jobs, mp_context=worker_context(),
-                                     initializer=_init_worker,
+        if context is not None and len(first) > 1:
+            with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
                                      initargs=(engine, redactor)) as pool:
-                outcomes = pool.map(_work, [(s, dst) for s in sources], chunksize=CHUNK)
-                for source, outcome in zip(sources, outcomes, strict=True):
-                    tally.add(source, outcome, dst, audit)
+                # map hands each chunk to the workers as it is listed, and returns once all are.
+                outcomes = pool.map(_work, ((chunk, dst) for chunk in listed()))
+                for chunk, outcome in zip(chunks, outcomes, strict=True):
+                    tally.add(chunk, outcome, dst, audit)
         else:
-            for source in sources:
-                tally.add(source, deidentify_file(source, engine, dst, redactor), dst, audit)
+            for chunk in listed():
+                tally.add(chunk, deidentify_chunk(chunk, engine, dst, redactor), dst, audit)
         actions = dict(audit.actions)
     tally.write()
     return BatchReport(written=tally.written, quarantined=sum(tally.reasons.values()),
@@ -388,8 +418,16 @@ class _Tally:
         self.reasons: dict[str, int] = {}
         self.written = 0
 
-    def add(self, source: SourceFile, outcome: FileOutcome, dst: Path,
+    def add(self, sources: list[SourceFile], chunk: ChunkOutcome, dst: Path,
             audit: AuditWriter) -> None:
+        written = [self._add(source, outcome, dst)
+                   for source, outcome in zip(sources, chunk.files, strict=True)]
+        # The rows of a file found here to be a duplicate go with it.
+        kept = np.repeat(written, [outcome.audit_rows for outcome in chunk.files])
+        audit.add(chunk.audit if kept.all() else chunk.audit.filter(kept))
+
+    def _add(self, source: SourceFile, outcome: FileOutcome, dst: Path) -> bool:
+        """Whether the file was written: its output made visible, its pairs and rows kept."""
         if outcome.reason is None and outcome.instance is not None:
             if outcome.instance in self.instances:
                 outcome.staged.unlink(missing_ok=True)
@@ -399,7 +437,7 @@ class _Tally:
         if outcome.reason is not None:
             self.reasons[outcome.reason] = self.reasons.get(outcome.reason, 0) + 1
             quarantine(source, outcome.reason, self.paths)
-            return
+            return False
         if outcome.staged is not None:
             os.replace(outcome.staged, dst / outcome.output)
         self.written += 1
@@ -407,7 +445,6 @@ class _Tally:
         self.uid_pairs.update(result.uid_map.items())
         if result.patient_id:
             self.patid_pairs.add(result.patient_id)
-        audit.add(outcome.audit)
         pixels = outcome.pixels
         self.file_rows.append({"source": source.relpath, "output": outcome.output,
                                "transfer_syntax": outcome.syntax,
@@ -415,6 +452,7 @@ class _Tally:
                                "pixel_note": pixels.note if pixels else None})
         self.box_rows.extend(finding_row(outcome.output, f)
                              for f in (pixels.findings if pixels else ()))
+        return True
 
     def write(self) -> None:
         write_mapping(self.paths.uid_mapping, self.uid_pairs)

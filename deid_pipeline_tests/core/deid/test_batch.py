@@ -6,6 +6,7 @@ import pandas as pd
 import pydicom
 import pytest
 
+from deid_pipeline.core.deid import batch
 from deid_pipeline.core.deid.batch import deidentify_tree
 from deid_pipeline.core.deid.engine import TagEngine
 from deid_pipeline.core.policy.rules import load_policy
@@ -175,8 +176,13 @@ def test_bad_files_are_quarantined_with_their_reason_and_the_rest_completes(tmp_
     assert set(reasons) == set(bad)
     for relpath, expected in bad.items():
         assert expected in reasons[relpath]
-    assert len(list(dst.rglob("*.dcm"))) == len(good)
+    outputs = {p.relative_to(dst).as_posix() for p in dst.rglob("*.dcm")}
+    assert len(outputs) == len(good)
     assert sum(report.reasons.values()) == len(bad)
+    # Audit rows of written files only: the duplicate's (same output path) are not there.
+    audit = pd.read_parquet(work / "audit.parquet")
+    assert set(audit["file"].astype(str)) == outputs
+    assert not audit.duplicated(["file", "path"]).any()
 
 
 @pytest.mark.filterwarnings("ignore:Invalid value for VR UI")  # the malformed UID, on purpose
@@ -244,6 +250,7 @@ def test_audit_is_written_in_row_groups_as_the_batch_goes(clean_run, tmp_path, m
     from deid_pipeline.core.deid import audit
 
     monkeypatch.setattr(audit, "ROWS_PER_GROUP", 50)
+    monkeypatch.setattr(batch, "CHUNK", 1)  # a batch of rows a file
     deidentify_tree(clean_run["src"], tmp_path / "out", tmp_path / "work", make_engine(), jobs=1)
 
     grouped = pq.ParquetFile(tmp_path / "work" / "audit.parquet")
