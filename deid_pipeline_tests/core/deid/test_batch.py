@@ -158,12 +158,17 @@ def write_bad_files(src: Path) -> dict[str, str]:
 
 
 @pytest.mark.filterwarnings("ignore:Expected implicit VR")  # pydicom, reading the non-DICOM file
-def test_bad_files_are_quarantined_with_their_reason_and_the_rest_completes(tmp_path):
+# In process, and on workers with a file a chunk: the duplicate and its original then reach the
+# batch in different chunks from different workers.
+@pytest.mark.parametrize("jobs, chunk", [(1, batch.CHUNK), (2, 1)])
+def test_bad_files_are_quarantined_with_their_reason_and_the_rest_completes(
+        tmp_path, monkeypatch, jobs, chunk):
+    monkeypatch.setattr(batch, "CHUNK", chunk)
     src, dst, work = tmp_path / "in", tmp_path / "out", tmp_path / "work"
     good = write_two_patient_tree(src)
     bad = write_bad_files(src)
 
-    report = deidentify_tree(src, dst, work, make_engine(), jobs=1)
+    report = deidentify_tree(src, dst, work, make_engine(), jobs=jobs)
 
     assert (report.written, report.quarantined) == (len(good), len(bad))
     reasons = {}
