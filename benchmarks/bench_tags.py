@@ -188,12 +188,18 @@ def measure(tool: str, jobs: int, src: Path, dst: Path, work: Path) -> dict:
     tree_peak.stop()
     cpu_seconds = (sum(cpu[:4]) - sum(cpu_started[:4])  # user + system, self + own children
                    + workers_cpu_seconds() - workers_started - tree_peak.cpu_seconds)
+    parent_cpu = sum(cpu[:2]) - sum(cpu_started[:2]) - tree_peak.cpu_seconds
     return {"tool": tool, "processes": jobs, "files": written, "quarantined": quarantined,
             "seconds": round(seconds, 3), "files_per_second": round(written / seconds, 1),
             "cpu_seconds": round(cpu_seconds, 3),
             # the measuring process alone: with workers, the hand-over and the batch's own work
-            "parent_cpu_seconds": round(sum(cpu[:2]) - sum(cpu_started[:2])
-                                        - tree_peak.cpu_seconds, 3),
+            "parent_cpu_seconds": round(parent_cpu, 3),
+            # Shares of the run's wall clock spent on CPU: by the measuring process (the batch's
+            # own, which every file passes through) and by the workers on average. Workers well
+            # under 100 % wait: for work handed out, for the start, for the last chunks.
+            "batch_busy": round(parent_cpu / seconds, 3) if jobs > 1 else None,
+            "workers_busy": round((cpu_seconds - parent_cpu) / (jobs * seconds), 3)
+            if jobs > 1 else None,
             "peak_rss_mb": round(peak_rss_mb(), 1),
             "peak_rss_worker_mb": round(tree_peak.process / MB, 1) if jobs > 1 else None,
             "peak_rss_tree_mb": round(tree_peak.tree / MB, 1),
@@ -238,14 +244,17 @@ def profile_engine(src: Path, scratch: Path) -> str:
 def table(results: list[dict]) -> str:
     header = (f"{'tool':<16}{'procs':>6}{'files':>7}{'seconds':>9}{'files/s':>9}{'speed-up':>9}"
               f"{'cpu s':>8}{'peak MB':>9}{'worker MB':>11}{'tree MB':>9}{'at start MB':>13}")
+    header += f"{'batch busy':>12}{'workers busy':>14}"
     lines = [header, "-" * len(header)]
     for r in results:
         worker = f"{r['peak_rss_worker_mb']:.0f}" if r["peak_rss_worker_mb"] else "-"
         speed_up = f"{r['speed_up']:.2f}" if "speed_up" in r else "-"
+        busy = [f"{r[key]:.0%}" if r.get(key) is not None else "-"
+                for key in ("batch_busy", "workers_busy")]
         lines.append(f"{r['tool']:<16}{r['processes']:>6}{r['files']:>7}{r['seconds']:>9.1f}"
                      f"{r['files_per_second']:>9.1f}{speed_up:>9}{r['cpu_seconds']:>8.1f}"
                      f"{r['peak_rss_mb']:>9.0f}{worker:>11}{r['peak_rss_tree_mb']:>9.0f}"
-                     f"{r['rss_at_start_mb']:>13.0f}")
+                     f"{r['rss_at_start_mb']:>13.0f}{busy[0]:>12}{busy[1]:>14}")
     return "\n".join(lines)
 
 
