@@ -26,6 +26,11 @@ it can, in order of preference for reading a line found in several:
     (or dark) anatomy, or over speckle, which is faint or busy in ``full``, stands out clean.
     Only when strokes drawn at that extreme are, in ``full``, in places set against
     surroundings on their side of mid-grey.
+``levels``
+    White on black, the pixels at each of a few frequent inner values (neither extreme) that
+    are drawn as strokes: a banner burned in at one grey of its own, brighter than the black
+    around the body and darker than the body it runs into, which no window sets apart. Only
+    for integer data, and only when such strokes exist (anatomy spreads over many values).
 ``local``
     Contrast-limited adaptive histogram equalisation of the full range (``full``), the view the
     detector always searches on grey frames: text at either extreme stays the brightest or
@@ -78,6 +83,12 @@ EXTREME_MIN_PIXELS = 12
 # In the full view, text at an extreme is legible when fewer than this fraction of the pixels
 # around it lie on its side of mid-grey.
 EXTREME_CLOSE_FRACTION = 0.4
+# Inner values looked at for the levels view: the most frequent few of those at least
+# LEVEL_SPIKE times as frequent as the median of the values within LEVEL_NEIGHBOURS of them
+# (a median: text is often drawn in two greys a level or two apart), each with enough pixels to
+# draw a word, most of them in strokes; data of a range up to LEVEL_MAX_RANGE.
+LEVEL_CANDIDATES, LEVEL_MIN_PIXELS, LEVEL_STROKE_SHARE = 4, 150, 0.6
+LEVEL_SPIKE, LEVEL_NEIGHBOURS, LEVEL_MAX_RANGE = 4, 3, 1 << 17
 SUBSAMPLE = 4  # statistics on every 4th row and column
 # Local-contrast view: CLAHE settings, and when a colour frame's brightest channel needs it: at
 # least FAINT_MIN_TILES tiles of
@@ -204,6 +215,7 @@ def _grey_views(pixels: np.ndarray, ds: Dataset, invert: bool) -> list[View]:
         if 0 < p_high - p_low <= (high - low) / MIN_WINDOW_GAIN:
             add("robust", _scale(values, p_low, p_high), compare=True)
     add("extremes", _extremes(values, low, high, full))
+    add("levels", _levels(values, low, high))
     add("local", _local_contrast(full), reread=False)
     return chosen
 
@@ -310,6 +322,37 @@ def _extremes(values: np.ndarray, low: float, high: float, full: np.ndarray) -> 
     image = np.full(values.shape, 128 if len(inks) == 2 else 255 - inks[0][1], np.uint8)
     for mask, ink in inks:
         image[mask] = ink
+    return image
+
+
+def _levels(values: np.ndarray, low: float, high: float) -> np.ndarray | None:
+    """White on black, the pixels at each single inner value that is drawn as strokes: text
+    burned in at one grey of its own (mid-grey over bright anatomy, dark grey on black), which
+    no window sets apart from what lies around it. None when no such value exists.
+
+    Text drawn at one value is a spike in the histogram, many times as frequent as the values
+    beside it; anatomy and noise spread over neighbouring values. Only integer data of a range
+    that can be counted value by value has such spikes worth looking for."""
+    if values.dtype.kind not in "iu" or values.ndim != 2 or high - low >= LEVEL_MAX_RANGE:
+        return None
+    counts = np.bincount(values.ravel().astype(np.intp) - int(low))
+    reach, size = LEVEL_NEIGHBOURS, len(counts)
+    around = np.pad(counts, reach)
+    beside = np.median([around[reach + shift:reach + shift + size]
+                        for shift in range(-reach, reach + 1) if shift], axis=0)
+    margin = math.ceil(EXTREME_TOLERANCE * (high - low)) + 1
+    spike = (counts >= LEVEL_MIN_PIXELS) & (counts >= LEVEL_SPIKE * beside) & \
+        (counts <= EXTREME_MAX_FRACTION * values.size)
+    spike[:margin] = spike[-margin:] = False  # the extremes have a view of their own
+    image = None
+    for offset in np.flatnonzero(spike)[np.argsort(counts[spike])[::-1][:LEVEL_CANDIDATES]]:
+        mask = values == values.dtype.type(offset + int(low))
+        strokes = _glyphs(mask)
+        if np.count_nonzero(strokes) < LEVEL_STROKE_SHARE * np.count_nonzero(mask):
+            continue  # a flat region or scattered noise at that value, not strokes
+        if image is None:
+            image = np.zeros(values.shape, np.uint8)
+        image[mask] = 255
     return image
 
 

@@ -226,6 +226,25 @@ def test_white_text_over_bright_anatomy_needs_the_extremes_view(reader):
     assert_read(reader.read_frame(pixels, ds), texts=LINES[:2], boxes=boxes, min_words=0.6)
 
 
+def test_mid_grey_text_across_the_body_edge_needs_the_levels_view(reader):
+    # A banner drawn at one grey of its own: brighter than the black around the body, darker
+    # than the body it runs into. No window sets it apart; its exact value does.
+    pixels, ds = anatomy(512, 512, 0, 4095).astype(np.uint16), dataset()
+    ink = np.zeros(pixels.shape, np.uint8)
+    for row, text in enumerate(LINES):
+        cv2.putText(ink, text, (20, 120 + 34 * row), FONT, 0.6, 255, 2, cv2.LINE_8)
+    pixels[ink > 127] = 1000
+    views = reading_views(pixels, ds)
+    levels = next(view for view in views if view.name == "levels")
+    assert (levels.image[ink > 127] == 255).all()
+    assert_read(reader.read([levels]), min_words=0.6)
+
+
+def test_no_levels_view_for_anatomy_without_text():
+    assert "levels" not in [view.name for view in
+                            reading_views(anatomy(512, 512, 0, 4095).astype(np.uint16), dataset())]
+
+
 # --- lines, words, frames, determinism ------------------------------------------------------
 
 
