@@ -336,16 +336,18 @@ def _levels(values: np.ndarray, low: float, high: float) -> np.ndarray | None:
     if values.dtype.kind not in "iu" or values.ndim != 2 or high - low >= LEVEL_MAX_RANGE:
         return None
     counts = np.bincount(values.ravel().astype(np.intp) - int(low))
-    reach, size = LEVEL_NEIGHBOURS, len(counts)
-    around = np.pad(counts, reach)
-    beside = np.median([around[reach + shift:reach + shift + size]
-                        for shift in range(-reach, reach + 1) if shift], axis=0)
     margin = math.ceil(EXTREME_TOLERANCE * (high - low)) + 1
-    spike = (counts >= LEVEL_MIN_PIXELS) & (counts >= LEVEL_SPIKE * beside) & \
-        (counts <= EXTREME_MAX_FRACTION * values.size)
-    spike[:margin] = spike[-margin:] = False  # the extremes have a view of their own
+    frequent = (counts >= LEVEL_MIN_PIXELS) & (counts <= EXTREME_MAX_FRACTION * values.size)
+    frequent[:margin] = frequent[-margin:] = False  # the extremes have a view of their own
+    offsets = np.flatnonzero(frequent)
+    if not offsets.size:
+        return None
+    reach = LEVEL_NEIGHBOURS
+    shifts = np.array([shift for shift in range(-reach, reach + 1) if shift]) + reach
+    beside = np.median(np.pad(counts, reach)[offsets[:, None] + shifts], axis=1)
+    spikes = offsets[counts[offsets] >= LEVEL_SPIKE * beside]
     image = None
-    for offset in np.flatnonzero(spike)[np.argsort(counts[spike])[::-1][:LEVEL_CANDIDATES]]:
+    for offset in spikes[np.argsort(counts[spikes])[::-1][:LEVEL_CANDIDATES]]:
         mask = values == values.dtype.type(offset + int(low))
         strokes = _glyphs(mask)
         if np.count_nonzero(strokes) < LEVEL_STROKE_SHARE * np.count_nonzero(mask):
