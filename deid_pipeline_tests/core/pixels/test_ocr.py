@@ -226,7 +226,7 @@ def test_white_text_over_bright_anatomy_needs_the_extremes_view(reader):
     assert_read(reader.read_frame(pixels, ds), texts=LINES[:2], boxes=boxes, min_words=0.6)
 
 
-def test_mid_grey_text_across_the_body_edge_needs_the_levels_view(reader):
+def test_mid_grey_text_across_the_body_edge_is_drawn_in_the_levels_view(reader):
     # A banner drawn at one grey of its own: brighter than the black around the body, darker
     # than the body it runs into. No window sets it apart; its exact value does.
     pixels, ds = anatomy(512, 512, 0, 4095).astype(np.uint16), dataset()
