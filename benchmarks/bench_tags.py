@@ -24,9 +24,12 @@ the peak after imports, before the work. CPU seconds count the workers too. File
 wall clock, so it depends on what else the machine runs: the CPU seconds column is the steadier
 figure, and `--repeat 3` (tools taking turns, fastest run kept) evens out busy spells.
 `--processes` lists the process counts of this project's runs (speed-up and efficiency against
-one process are printed); dicognito runs on one. `--profile` also runs this project's engine
-once under cProfile on one process and prints the 25 most expensive functions. Prints a table
-and writes benchmarks/results/bench_tags.json.
+one process are printed); dicognito runs on one. With workers, "start s" is when the fork
+server's first worker appeared (the server forks once it has imported the stage modules; within
+50 ms) and "after start" the speed-up of the rest of the run: a fixed cost told apart from
+throughput. `--profile` also runs this project's engine once under cProfile on one process and
+prints the 25 most expensive functions. Prints a table and writes
+benchmarks/results/bench_tags.json.
 """
 
 from __future__ import annotations
@@ -64,12 +67,16 @@ def peak_rss_mb() -> float:
     return int(kib) * 1024 / MB
 
 
+def fork_server_pid() -> int | None:
+    from multiprocessing import forkserver
+
+    return getattr(forkserver._forkserver, "_forkserver_pid", None)  # no public accessor
+
+
 def workers_cpu_seconds() -> float:
     """CPU seconds of the finished workers of this process's multiprocessing fork server (they
     are the server's children, not this process's; the server reaps each as it ends)."""
-    from multiprocessing import forkserver
-
-    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)  # no public accessor
+    pid = fork_server_pid()
     if not pid:
         return 0.0
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -78,11 +85,14 @@ def workers_cpu_seconds() -> float:
 
 class TreePeak:
     """Samples, every 50 ms until stopped, the resident set size of this process and all its
-    descendants (fork-server workers included): the peak of their sum and of the largest one."""
+    descendants (fork-server workers included): the peak of their sum and of the largest one;
+    and when the fork server's first worker appeared (the server forks once it has imported
+    the stage modules: the pool's start, which every run with workers pays before any file)."""
 
     def __init__(self) -> None:
         self.tree = self.process = 0
         self.cpu_seconds = 0.0  # the sampling thread's own
+        self.first_worker: float | None = None  # time.perf_counter() when first seen
         self._running = True
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -92,6 +102,9 @@ class TreePeak:
             sizes = [rss_bytes(pid) for pid in descendants(os.getpid())]
             self.tree = max(self.tree, sum(sizes))
             self.process = max(self.process, max(sizes[1:], default=0))
+            server = fork_server_pid()
+            if self.first_worker is None and server and len(descendants(server)) > 1:
+                self.first_worker = time.perf_counter()
             self.cpu_seconds = time.thread_time()
             time.sleep(0.05)
 
@@ -200,6 +213,9 @@ def measure(tool: str, jobs: int, src: Path, dst: Path, work: Path) -> dict:
             "batch_busy": round(parent_cpu / seconds, 3) if jobs > 1 else None,
             "workers_busy": round((cpu_seconds - parent_cpu) / (jobs * seconds), 3)
             if jobs > 1 else None,
+            # Up to the first worker (within 50 ms), and files a second after it.
+            "pool_start_seconds": round(tree_peak.first_worker - started, 2)
+            if jobs > 1 and tree_peak.first_worker else None,
             "peak_rss_mb": round(peak_rss_mb(), 1),
             "peak_rss_worker_mb": round(tree_peak.process / MB, 1) if jobs > 1 else None,
             "peak_rss_tree_mb": round(tree_peak.tree / MB, 1),
@@ -244,7 +260,7 @@ def profile_engine(src: Path, scratch: Path) -> str:
 def table(results: list[dict]) -> str:
     header = (f"{'tool':<16}{'procs':>6}{'files':>7}{'seconds':>9}{'files/s':>9}{'speed-up':>9}"
               f"{'cpu s':>8}{'peak MB':>9}{'worker MB':>11}{'tree MB':>9}{'at start MB':>13}")
-    header += f"{'batch busy':>12}{'workers busy':>14}"
+    header += f"{'batch busy':>12}{'workers busy':>14}{'start s':>9}{'after start':>13}"
     lines = [header, "-" * len(header)]
     for r in results:
         worker = f"{r['peak_rss_worker_mb']:.0f}" if r["peak_rss_worker_mb"] else "-"
@@ -254,7 +270,9 @@ def table(results: list[dict]) -> str:
         lines.append(f"{r['tool']:<16}{r['processes']:>6}{r['files']:>7}{r['seconds']:>9.1f}"
                      f"{r['files_per_second']:>9.1f}{speed_up:>9}{r['cpu_seconds']:>8.1f}"
                      f"{r['peak_rss_mb']:>9.0f}{worker:>11}{r['peak_rss_tree_mb']:>9.0f}"
-                     f"{r['rss_at_start_mb']:>13.0f}{busy[0]:>12}{busy[1]:>14}")
+                     f"{r['rss_at_start_mb']:>13.0f}{busy[0]:>12}{busy[1]:>14}"
+                     f"{r.get('pool_start_seconds') or '-':>9}"
+                     f"{r.get('speed_up_after_start', '-'):>13}")
     return "\n".join(lines)
 
 
@@ -315,6 +333,11 @@ def main() -> int:
                 continue
             r["speed_up"] = round(r["files_per_second"] / ours_one["files_per_second"], 2)
             r["efficiency"] = round(r["speed_up"] / (r["processes"] / ours_one["processes"]), 2)
+            if r["pool_start_seconds"] is not None:
+                # The rest of the run: throughput apart from the pool's fixed start.
+                r["speed_up_after_start"] = round(
+                    r["files"] / (r["seconds"] - r["pool_start_seconds"])
+                    / ours_one["files_per_second"], 2)
         profile = profile_engine(src, scratch) if args.profile else None
 
     print(table(results))
