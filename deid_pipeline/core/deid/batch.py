@@ -15,10 +15,9 @@ import re
 import struct
 import time
 import zlib
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from itertools import chain, islice
 from pathlib import Path
 
 import numpy as np
@@ -373,30 +372,22 @@ def deidentify_tree(src: Path, dst: Path, work: Path, engine: TagEngine,
     paths.root.mkdir(parents=True, exist_ok=True, mode=OWNER_ONLY_DIR)
     os.chmod(paths.root, OWNER_ONLY_DIR)  # it may exist already, made by someone else's umask
     remove_stale_temporaries(dst)  # a killed run's staged files, never visible
-    # Started before discovery, so that the worker server imports while the tree is listed.
+    # The worker server imports the stage modules while the tree is listed, whole: the pool's
+    # first worker waits for that import, and once the workers run, this process only hands
+    # out chunks and tallies outcomes (listing as it went took its CPU from the tally).
     context = worker_context() if jobs > 1 else None
-    discovered = (s for s in discover(src) if kinds is None or s.kind in kinds)
-    first = list(islice(discovered, 2))  # a single file is done here, without a pool
-    sources = chain(first, discovered)
-    chunks: list[list[SourceFile]] = []
-
-    def listed() -> Iterator[list[SourceFile]]:
-        """Chunks of the tree as discovery lists it, each kept to pair with its outcome."""
-        while chunk := list(islice(sources, CHUNK)):
-            chunks.append(chunk)
-            yield chunk
-
+    sources = [s for s in discover(src) if kinds is None or s.kind in kinds]
+    chunks = [sources[start:start + CHUNK] for start in range(0, len(sources), CHUNK)]
     tally = _Tally(paths)
     with AuditWriter(paths.audit) as audit:
-        if context is not None and len(first) > 1:
+        if context is not None and len(sources) > 1:  # a single file is done here
             with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
                                      initargs=(engine, redactor)) as pool:
-                # map hands each chunk to the workers as it is listed, and returns once all are.
-                outcomes = pool.map(_work, ((chunk, dst) for chunk in listed()))
+                outcomes = pool.map(_work, ((chunk, dst) for chunk in chunks))
                 for chunk, outcome in zip(chunks, outcomes, strict=True):
                     tally.add(chunk, outcome, dst, audit)
         else:
-            for chunk in listed():
+            for chunk in chunks:
                 tally.add(chunk, deidentify_chunk(chunk, engine, dst, redactor), dst, audit)
         actions = dict(audit.actions)
     tally.write()
