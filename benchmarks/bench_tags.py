@@ -27,7 +27,8 @@ figure, and `--repeat 3` (tools taking turns, fastest run kept) evens out busy s
 one process are printed); dicognito runs on one. With workers, "start s" is when the fork
 server's first worker appeared (the server forks once it has imported the stage modules; within
 50 ms) and "after start" the speed-up of the rest of the run: a fixed cost told apart from
-throughput. `--profile` also runs this project's engine once under cProfile on one process and
+throughput. "gc s" is the measuring process's time in the cyclic garbage collector.
+`--profile` also runs this project's engine once under cProfile on one process and
 prints the 25 most expensive functions. Prints a table and writes
 benchmarks/results/bench_tags.json.
 """
@@ -35,6 +36,7 @@ benchmarks/results/bench_tags.json.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -111,6 +113,24 @@ class TreePeak:
     def stop(self) -> None:
         self._running = False
         self._thread.join()
+
+
+class CollectorTime:
+    """Wall seconds this process spends in the cyclic garbage collector until stopped."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._began = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._began
+
+    def stop(self) -> None:
+        gc.callbacks.remove(self._callback)
 
 
 # -- input ------------------------------------------------------------------------------------
@@ -192,11 +212,13 @@ def measure(tool: str, jobs: int, src: Path, dst: Path, work: Path) -> dict:
             return written, 0
 
     at_start = peak_rss_mb()
+    collector = CollectorTime()
     tree_peak = TreePeak()
     cpu_started, workers_started = os.times(), workers_cpu_seconds()
     started = time.perf_counter()
     written, quarantined = run()
     seconds = time.perf_counter() - started
+    collector.stop()
     cpu = os.times()
     tree_peak.stop()
     cpu_seconds = (sum(cpu[:4]) - sum(cpu_started[:4])  # user + system, self + own children
@@ -216,6 +238,7 @@ def measure(tool: str, jobs: int, src: Path, dst: Path, work: Path) -> dict:
             # Up to the first worker (within 50 ms), and files a second after it.
             "pool_start_seconds": round(tree_peak.first_worker - started, 2)
             if jobs > 1 and tree_peak.first_worker else None,
+            "gc_seconds": round(collector.seconds, 3),  # the measuring process's collector
             "peak_rss_mb": round(peak_rss_mb(), 1),
             "peak_rss_worker_mb": round(tree_peak.process / MB, 1) if jobs > 1 else None,
             "peak_rss_tree_mb": round(tree_peak.tree / MB, 1),
@@ -261,6 +284,7 @@ def table(results: list[dict]) -> str:
     header = (f"{'tool':<16}{'procs':>6}{'files':>7}{'seconds':>9}{'files/s':>9}{'speed-up':>9}"
               f"{'cpu s':>8}{'peak MB':>9}{'worker MB':>11}{'tree MB':>9}{'at start MB':>13}")
     header += f"{'batch busy':>12}{'workers busy':>14}{'start s':>9}{'after start':>13}"
+    header += f"{'gc s':>7}"
     lines = [header, "-" * len(header)]
     for r in results:
         worker = f"{r['peak_rss_worker_mb']:.0f}" if r["peak_rss_worker_mb"] else "-"
@@ -272,7 +296,7 @@ def table(results: list[dict]) -> str:
                      f"{r['peak_rss_mb']:>9.0f}{worker:>11}{r['peak_rss_tree_mb']:>9.0f}"
                      f"{r['rss_at_start_mb']:>13.0f}{busy[0]:>12}{busy[1]:>14}"
                      f"{r.get('pool_start_seconds') or '-':>9}"
-                     f"{r.get('speed_up_after_start', '-'):>13}")
+                     f"{r.get('speed_up_after_start', '-'):>13}{r['gc_seconds']:>7.2f}")
     return "\n".join(lines)
 
 

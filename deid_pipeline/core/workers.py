@@ -9,7 +9,10 @@ per worker, which on many cores and a short batch is most of the batch.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
+from collections.abc import Iterator
+from contextlib import contextmanager
 from multiprocessing import forkserver
 from multiprocessing.context import BaseContext
 
@@ -25,3 +28,16 @@ def worker_context() -> BaseContext:
     context.set_forkserver_preload(PRELOADED)
     forkserver.ensure_running()
     return context
+
+
+@contextmanager
+def long_lived_frozen() -> Iterator[None]:
+    """While the block runs, the collector's full collections skip every object alive when it
+    began (the imported modules, pydicom's dictionary, the engine's tables), which they would
+    otherwise walk each time: ~0.1 s a collection, 0.55 of 9.5 CPU s for 2,000 files on one
+    process. Those objects are unfrozen after, so garbage among them is collected again."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

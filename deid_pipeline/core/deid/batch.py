@@ -9,6 +9,7 @@ output tree.
 from __future__ import annotations
 
 import csv
+import gc
 import hashlib
 import os
 import re
@@ -43,7 +44,7 @@ from deid_pipeline.core.quarantine import OWNER_ONLY_DIR, OWNER_ONLY_FILE, quara
 from deid_pipeline.core.quiet import file_messages_muted
 from deid_pipeline.core.slides.aperio import SlideError
 from deid_pipeline.core.transcode import CodecError
-from deid_pipeline.core.workers import worker_context
+from deid_pipeline.core.workers import long_lived_frozen, worker_context
 
 # pydicom reads values larger than this only when writing them out: pixel data streams from the
 # input to the output without being held per element.
@@ -344,6 +345,9 @@ _worker: tuple[TagEngine, PixelRedactor | None] | None = None
 def _init_worker(engine: TagEngine, redactor: PixelRedactor | None) -> None:
     global _worker
     _worker = (engine, redactor)
+    # The modules the server imported and the engine live as long as the worker: full
+    # collections need not walk them (as core.workers.long_lived_frozen does for a batch).
+    gc.freeze()
 
 
 def _work(args: tuple[list[SourceFile], Path]) -> ChunkOutcome:
@@ -379,7 +383,7 @@ def deidentify_tree(src: Path, dst: Path, work: Path, engine: TagEngine,
     sources = [s for s in discover(src) if kinds is None or s.kind in kinds]
     chunks = [sources[start:start + CHUNK] for start in range(0, len(sources), CHUNK)]
     tally = _Tally(paths)
-    with AuditWriter(paths.audit) as audit:
+    with long_lived_frozen(), AuditWriter(paths.audit) as audit:
         if context is not None and len(sources) > 1:  # a single file is done here
             with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
                                      initargs=(engine, redactor)) as pool:
