@@ -34,8 +34,9 @@ def worker_context() -> BaseContext:
 def long_lived_frozen() -> Iterator[None]:
     """While the block runs, the collector's full collections skip every object alive when it
     began (the imported modules, pydicom's dictionary, the engine's tables), which they would
-    otherwise walk each time: ~0.1 s a collection, 0.55 of 9.5 CPU s for 2,000 files on one
-    process. Those objects are unfrozen after, so garbage among them is collected again."""
+    otherwise walk each time (~0.1 s a collection: 0.71 s of collector time in a 2,000-file run
+    on one process, 0.13 s frozen; benchmarks/README.md). Those objects are unfrozen after, so
+    garbage among them is collected again."""
     gc.freeze()
     try:
         yield
