@@ -235,7 +235,7 @@ def measure(tool: str, jobs: int, src: Path, dst: Path, work: Path) -> dict:
             "batch_busy": round(parent_cpu / seconds, 3) if jobs > 1 else None,
             "workers_busy": round((cpu_seconds - parent_cpu) / (jobs * seconds), 3)
             if jobs > 1 else None,
-            # Up to the first worker (within 50 ms), and files a second after it.
+            # Seconds until the fork server's first worker appeared (within 50 ms).
             "pool_start_seconds": round(tree_peak.first_worker - started, 2)
             if jobs > 1 and tree_peak.first_worker else None,
             "gc_seconds": round(collector.seconds, 3),  # the measuring process's collector
@@ -283,8 +283,7 @@ def profile_engine(src: Path, scratch: Path) -> str:
 def table(results: list[dict]) -> str:
     header = (f"{'tool':<16}{'procs':>6}{'files':>7}{'seconds':>9}{'files/s':>9}{'speed-up':>9}"
               f"{'cpu s':>8}{'peak MB':>9}{'worker MB':>11}{'tree MB':>9}{'at start MB':>13}")
-    header += f"{'batch busy':>12}{'workers busy':>14}{'start s':>9}{'after start':>13}"
-    header += f"{'gc s':>7}"
+    header += f"{'batch busy':>12}{'workers busy':>14}{'start s':>9}{'after start':>13}{'gc s':>7}"
     lines = [header, "-" * len(header)]
     for r in results:
         worker = f"{r['peak_rss_worker_mb']:.0f}" if r["peak_rss_worker_mb"] else "-"
