@@ -83,15 +83,21 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_deid(args: argparse.Namespace) -> int:
+    src = existing_folder(args.src)
+    # Outputs, inputs and the work folder (mappings re-identify) must not nest.
+    disjoint_folders(input=src, output=Path(args.dst), work=Path(args.work))
+    if args.jobs > 1:
+        from deid_pipeline.core.workers import worker_context
+
+        # The worker server imports the stage modules while this process does the same and
+        # loads the policy (~1 s each), not after: 300 files on 2 processes, 2.6 -> 2.1 s.
+        worker_context()
     from deid_pipeline.core.deid.batch import deidentify_tree
     from deid_pipeline.core.deid.engine import TagEngine
     from deid_pipeline.core.pixels.stage import PixelRedactor
     from deid_pipeline.core.policy.rules import PolicyError, load_policy
     from deid_pipeline.core.pseudonyms import MissingSecretError, Pseudonymizer
 
-    src = existing_folder(args.src)
-    # Outputs, inputs and the work folder (mappings re-identify) must not nest.
-    disjoint_folders(input=src, output=Path(args.dst), work=Path(args.work))
     try:
         policy = load_policy(args.policy)
         pseudonymizer = Pseudonymizer.from_environment(min_shift_days=policy.shift_min_days,
