@@ -4,20 +4,27 @@ forkserver, not fork: the stages run inside Dagster steps, whose threads (ONNX, 
 Dagster's own) may hold a lock that a fork would copy held. The server imports the stage
 modules once before its first worker, so that every worker starts as a fork of an imported
 interpreter instead of importing pydicom, pandas, pyarrow and the codecs again: a second of CPU
-per worker, which on many cores and a short batch is most of the batch.
+per worker, which on many cores and a short batch is most of the batch. A worker that dies
+takes only the file it died on with it (`WorkerPool`).
 """
 
 from __future__ import annotations
 
 import gc
 import multiprocessing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from dataclasses import dataclass
 from multiprocessing import forkserver
 from multiprocessing.context import BaseContext
+from typing import Any, Generic, TypeVar
 
 # Everything a worker of either stage runs on.
 PRELOADED = ["deid_pipeline.core.deid.batch", "deid_pipeline.core.pixels.batch"]
+# The quarantine reason of a file whose worker process died on it, alone.
+WORKER_DIED = "its process died (a crash in native code, or out of memory)"
 
 
 def worker_context() -> BaseContext:
@@ -42,3 +49,89 @@ def long_lived_frozen() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+Chunk = list  # a list of items handed to one worker at a time
+
+
+@dataclass
+class WorkerPool(Generic[Item, Result]):
+    """`jobs` processes from the worker server, each set up by `initializer(*initargs)`, that
+    survive a worker's death.
+
+    A worker that dies (a crash in native code such as a codec, the kernel's memory limit) breaks
+    the whole pool: its other workers are stopped and every chunk not yet finished fails. The
+    results finished beside it are kept; the chunks that may have been running are run again,
+    each alone in a process of its own, and a chunk that dies again item by item, so that
+    `crashed(item)` stands for the one item that kills its own process and the rest of the batch
+    goes on in a new pool. `broken_pools` counts the breaks: a stopped worker may have left
+    hidden temporary files behind."""
+
+    jobs: int
+    initializer: Callable[..., None] | None = None
+    initargs: tuple = ()
+    broken_pools: int = 0
+
+    def map(self, work: Callable[[Chunk], Result], chunks: Sequence[Chunk],
+            crashed: Callable[[Item], Result]) -> Iterator[tuple[Chunk, Result]]:
+        """(chunk, work(chunk)) for each chunk, in order; after a break a chunk may come back as
+        several one-item chunks, an item that killed its process with `crashed(item)`."""
+        finished: dict[int, list[tuple[Chunk, Result]]] = {}
+        position = 0  # the first chunk not yet yielded
+        while position < len(chunks):
+            with self._pool(self.jobs) as pool:
+                futures = self._submit(pool, work, chunks, position, finished)
+                try:
+                    for index in range(position, len(chunks)):
+                        if index not in finished:
+                            finished[index] = [(chunks[index], self._result(futures, index))]
+                        yield from finished.pop(index)
+                        position = index + 1
+                except BrokenProcessPool:
+                    self.broken_pools += 1
+                    finished.update({index: [(chunks[index], future.result())]
+                                     for index, future in futures.items()
+                                     if future.done() and not future.cancelled()
+                                     and future.exception() is None})
+                finally:
+                    pool.shutdown(cancel_futures=True)
+            # The pool hands out chunks in order, at most one more than it has workers: the one
+            # that broke it is among the first unfinished.
+            suspects = [index for index in range(position, len(chunks))
+                        if index not in finished][:self.jobs + 1]
+            for index in suspects:
+                finished[index] = self._alone(work, chunks[index], crashed)
+
+    def _pool(self, jobs: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(jobs, mp_context=worker_context(),
+                                   initializer=self.initializer, initargs=self.initargs)
+
+    @staticmethod
+    def _submit(pool: ProcessPoolExecutor, work: Callable[[Chunk], Any], chunks: Sequence[Chunk],
+                position: int, finished: dict) -> dict[int, Future]:
+        futures: dict[int, Future] = {}
+        try:
+            for index in range(position, len(chunks)):
+                if index not in finished:
+                    futures[index] = pool.submit(work, chunks[index])
+        except BrokenProcessPool:
+            pass  # broken while handing out: what was not handed out waits for the next pool
+        return futures
+
+    @staticmethod
+    def _result(futures: dict[int, Future], index: int) -> Any:
+        if index not in futures:
+            raise BrokenProcessPool("the pool broke before this chunk was handed out")
+        return futures[index].result()
+
+    def _alone(self, work: Callable[[Chunk], Result], chunk: Chunk,
+               crashed: Callable[[Item], Result]) -> list[tuple[Chunk, Result]]:
+        try:
+            with self._pool(1) as pool:
+                return [(chunk, pool.submit(work, chunk).result())]
+        except BrokenProcessPool:
+            if len(chunk) == 1:
+                return [(chunk, crashed(chunk[0]))]
+            return [pair for item in chunk for pair in self._alone(work, [item], crashed)]

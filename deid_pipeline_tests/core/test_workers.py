@@ -1,13 +1,27 @@
 """Stage worker processes start with the stage modules imported; what lives through a batch is
-left out of full collections only while it runs."""
+left out of full collections only while it runs; a worker that dies takes only its own item
+with it."""
 
 from __future__ import annotations
 
 import gc
+import os
+import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor
 
-from deid_pipeline.core.workers import PRELOADED, long_lived_frozen, worker_context
+import pytest
+
+from deid_pipeline.core.workers import PRELOADED, WorkerPool, long_lived_frozen, worker_context
+
+FATAL = 13  # the item that kills the process working on it
+
+
+def doubled(chunk: list[int]) -> list[int]:
+    """Runs in a worker: each item twice over, and for FATAL what a segfaulting codec does."""
+    if FATAL in chunk:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return [item * 2 for item in chunk]
 
 
 def imported(names: list[str]) -> dict[str, bool]:
@@ -30,3 +44,26 @@ def test_objects_frozen_for_a_block_are_collectable_again_after_it():
         del cycle
         assert gc.collect() >= 1
     assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.parametrize("chunk", [1, 4])
+def test_an_item_that_kills_its_worker_fails_alone_and_the_rest_come_back_in_order(chunk):
+    items = list(range(40))
+    chunks = [items[start:start + chunk] for start in range(0, len(items), chunk)]
+    pool = WorkerPool(2)
+
+    pairs = list(pool.map(doubled, chunks, crashed=lambda item: ["died"]))
+
+    assert [item for part, _ in pairs for item in part] == items
+    results = [result for _, part in pairs for result in part]
+    assert results == [item * 2 if item != FATAL else "died" for item in items]
+    assert pool.broken_pools >= 1
+
+
+def test_a_pool_no_worker_of_which_dies_hands_back_each_chunk_as_it_was():
+    chunks = [[1, 2], [3], [4, 5, 6]]
+    pool = WorkerPool(2)
+
+    assert list(pool.map(doubled, chunks, crashed=lambda item: ["died"])) == [
+        ([1, 2], [2, 4]), ([3], [6]), ([4, 5, 6], [8, 10, 12])]
+    assert pool.broken_pools == 0

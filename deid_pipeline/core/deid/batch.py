@@ -17,7 +17,6 @@ import struct
 import time
 import zlib
 from collections.abc import Collection, Iterable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +43,12 @@ from deid_pipeline.core.quarantine import OWNER_ONLY_DIR, OWNER_ONLY_FILE, quara
 from deid_pipeline.core.quiet import file_messages_muted
 from deid_pipeline.core.slides.aperio import SlideError
 from deid_pipeline.core.transcode import CodecError
-from deid_pipeline.core.workers import long_lived_frozen, worker_context
+from deid_pipeline.core.workers import (
+    WORKER_DIED,
+    WorkerPool,
+    long_lived_frozen,
+    worker_context,
+)
 
 # pydicom reads values larger than this only when writing them out: pixel data streams from the
 # input to the output without being held per element.
@@ -339,23 +343,31 @@ def write_mapping(path: Path, pairs: Iterable[tuple[str, str]]) -> None:
     write_atomically(path, write)
 
 
-_worker: tuple[TagEngine, PixelRedactor | None] | None = None
+_worker: tuple[TagEngine, Path, PixelRedactor | None] | None = None
 
 
-def _init_worker(engine: TagEngine, redactor: PixelRedactor | None) -> None:
+def _init_worker(engine: TagEngine, dst: Path, redactor: PixelRedactor | None) -> None:
     global _worker
-    _worker = (engine, redactor)
+    _worker = (engine, dst, redactor)
     # The modules the server imported and the engine live as long as the worker: full
     # collections need not walk them (as core.workers.long_lived_frozen does for a batch).
     gc.freeze()
 
 
-def _work(args: tuple[list[SourceFile], Path]) -> ChunkOutcome:
+def _work(sources: list[SourceFile]) -> ChunkOutcome:
     assert _worker is not None
-    return deidentify_chunk(args[0], _worker[0], args[1], _worker[1])
+    return deidentify_chunk(sources, *_worker)
 
 
 DUPLICATE = "duplicate SOP Instance UID in this batch"
+DIED = f"cannot be de-identified: {WORKER_DIED}"
+
+
+def _died(source: SourceFile) -> ChunkOutcome:
+    """What stands for a file that killed the process de-identifying it, alone."""
+    return ChunkOutcome([FileOutcome(source.relpath, reason=DIED)], audit_batch([]))
+
+
 # Files a worker process takes at a time: enough to keep the hand-over cheap, few enough that
 # the last chunks spread over the workers. On 16 processes, 16 files a chunk cost the batch's
 # own process ~15 % less CPU than 8 and gave 3-7 % more files a second (benchmarks/README.md).
@@ -369,8 +381,10 @@ def deidentify_tree(src: Path, dst: Path, work: Path, engine: TagEngine,
     burned-in PHI too.
 
     Outputs become visible here, in input order, as the workers hand them over: the first file
-    with a SOP Instance UID is written, a later one with the same UID goes to quarantine. The
-    tables are written as the batch goes, so memory does not grow with the number of files."""
+    with a SOP Instance UID is written, a later one with the same UID goes to quarantine. A file
+    on which a worker process dies (core.workers.WorkerPool), alone too, goes to quarantine and
+    the rest go on. The tables are written as the batch goes, so memory does not grow with the
+    number of files."""
     started = time.perf_counter()
     paths = WorkPaths(Path(work))
     paths.root.mkdir(parents=True, exist_ok=True, mode=OWNER_ONLY_DIR)
@@ -379,17 +393,18 @@ def deidentify_tree(src: Path, dst: Path, work: Path, engine: TagEngine,
     # The worker server imports the stage modules while the tree is listed, whole: the pool's
     # first worker waits for that import, and once the workers run, this process only hands
     # out chunks and tallies outcomes (listing as it went took its CPU from the tally).
-    context = worker_context() if jobs > 1 else None
+    if jobs > 1:
+        worker_context()
     sources = [s for s in discover(src) if kinds is None or s.kind in kinds]
     chunks = [sources[start:start + CHUNK] for start in range(0, len(sources), CHUNK)]
     tally = _Tally(paths)
     with long_lived_frozen(), AuditWriter(paths.audit) as audit:
-        if context is not None and len(sources) > 1:  # a single file is done here
-            with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
-                                     initargs=(engine, redactor)) as pool:
-                outcomes = pool.map(_work, ((chunk, dst) for chunk in chunks))
-                for chunk, outcome in zip(chunks, outcomes, strict=True):
-                    tally.add(chunk, outcome, dst, audit)
+        if jobs > 1 and len(sources) > 1:  # a single file is done here
+            pool = WorkerPool(jobs, _init_worker, (engine, dst, redactor))
+            for chunk, outcome in pool.map(_work, chunks, crashed=_died):
+                tally.add(chunk, outcome, dst, audit)
+            if pool.broken_pools:
+                remove_stale_temporaries(dst)  # what the stopped workers had staged
         else:
             for chunk in chunks:
                 tally.add(chunk, deidentify_chunk(chunk, engine, dst, redactor), dst, audit)

@@ -16,7 +16,6 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -26,7 +25,7 @@ import pandas as pd
 import pydicom
 from pydicom.uid import ExplicitVRLittleEndian
 
-from deid_pipeline.core.atomic import write_atomically
+from deid_pipeline.core.atomic import remove_stale_temporaries, write_atomically
 from deid_pipeline.core.deid.batch import FINDING_COLUMNS, finding_row
 from deid_pipeline.core.deid.identifiers import gather
 from deid_pipeline.core.deid.method import record_pixels_cleaned
@@ -37,7 +36,7 @@ from deid_pipeline.core.pixels.stage import PixelRedactor
 from deid_pipeline.core.quarantine import read_reason
 from deid_pipeline.core.quiet import file_messages_muted
 from deid_pipeline.core.transcode import CodecError, decode_pixels, quarantine, write_pixels_back
-from deid_pipeline.core.workers import worker_context
+from deid_pipeline.core.workers import WORKER_DIED, WorkerPool
 
 # Beyond this many workers a step gains little: they share memory bandwidth, and each holds its
 # own ONNX sessions and a decoded image (a multi-frame series can take hundreds of MB).
@@ -46,6 +45,10 @@ MAX_WORKERS = 8
 # that one slow run of files does not leave the other workers idle at the end.
 MAX_CHUNK = 16
 REASON_SUFFIX = ".reason.txt"  # beside each quarantined file (core.transcode.quarantine)
+# What failed, the first part of each step's quarantine reasons.
+FINDING_FAILED = "text could not be read"
+REDACTING_FAILED = "boxes could not be filled"
+ENCODING_FAILED = "cannot be encoded back"
 
 Item = TypeVar("Item")
 
@@ -111,14 +114,26 @@ def quarantined_files(quarantine_dir: Path) -> set[str]:
 
 
 def _in_workers(work: Callable[[Item], _Outcome], items: Sequence[Item], workers: int,
-                initializer: Callable[..., None] | None = None,
-                initargs: tuple = ()) -> list[_Outcome]:
-    """`work` over `items`, results in their order, on `workers` processes."""
+                step: str, initializer: Callable[..., None] | None = None,
+                initargs: tuple = (), output: Path | None = None) -> list[_Outcome]:
+    """`work` over `items`, results in their order, on `workers` processes. An item whose
+    process dies, run alone too, fails `step`; the hidden temporaries that workers stopped with
+    it left in `output` are cleared."""
     workers = min(workers, len(items))
     chunksize = max(1, min(MAX_CHUNK, len(items) // (workers * 4)))
-    with ProcessPoolExecutor(workers, mp_context=worker_context(),
-                             initializer=initializer, initargs=initargs) as pool:
-        return list(pool.map(work, items, chunksize=chunksize))
+    chunks = [list(items[start:start + chunksize]) for start in range(0, len(items), chunksize)]
+    pool = WorkerPool(workers, initializer, initargs)
+    died = [_Outcome(reason=f"{step}: {WORKER_DIED}")]
+    outcomes = [outcome for _, chunk_outcomes in pool.map(partial(_each, work), chunks,
+                                                          crashed=lambda item: died)
+                for outcome in chunk_outcomes]
+    if pool.broken_pools and output is not None:
+        remove_stale_temporaries(output)
+    return outcomes
+
+
+def _each(work: Callable[[Item], _Outcome], chunk: list[Item]) -> list[_Outcome]:
+    return [work(item) for item in chunk]
 
 
 def _tally(report: StepReport, relpaths: Iterable[str], outcomes: Iterable[_Outcome],
@@ -172,7 +187,7 @@ def _find_file(redactor: PixelRedactor, incoming: Path, deidentified: Path, sour
                 ages=ages_of(original))
         # One unreadable file fails its own finding, never the partition's.
         except Exception as exc:  # noqa: BLE001
-            return _Outcome(reason=_reason("text could not be read", exc))
+            return _Outcome(reason=_reason(FINDING_FAILED, exc))
     return _Outcome(changed=bool(result.phi_boxes),
                     rows=tuple(finding_row(output, f) for f in result.findings))
 
@@ -189,8 +204,8 @@ def find_phi(files: pd.DataFrame, incoming: Path, deidentified: Path, redactor: 
         outcomes = [_find_file(redactor, *job) for job in jobs]
     else:
         threads = max(1, available_cpus() // report.workers)
-        outcomes = _in_workers(_find_in_worker, jobs, report.workers, _start_finder,
-                               (redactor, threads))
+        outcomes = _in_workers(_find_in_worker, jobs, report.workers, FINDING_FAILED,
+                               _start_finder, (redactor, threads))
     _tally(report, [output for _, output in pairs], outcomes, deidentified, quarantine_dir,
            started)
     rows = [row for outcome in outcomes for row in outcome.rows]
@@ -204,10 +219,11 @@ def _copy(src: Path, dst: Path) -> None:
     write_atomically(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
-def _map(work: Callable[[Item], _Outcome], items: Sequence[Item], workers: int) -> list[_Outcome]:
+def _map(work: Callable[[Item], _Outcome], items: Sequence[Item], workers: int, step: str,
+         output: Path) -> list[_Outcome]:
     if workers <= 1 or len(items) <= 1:
         return [work(item) for item in items]
-    return _in_workers(work, items, workers)
+    return _in_workers(work, items, workers, step, output=output)
 
 
 def _redact_file(deidentified: Path, redacted: Path,
@@ -226,7 +242,7 @@ def _redact_file(deidentified: Path, redacted: Path,
             write_atomically(redacted / relpath,
                              lambda tmp: ds.save_as(tmp, enforce_file_format=True))
         except Exception as exc:  # noqa: BLE001 - the file's own failure, not the partition's
-            return _Outcome(reason=_reason("boxes could not be filled", exc))
+            return _Outcome(reason=_reason(REDACTING_FAILED, exc))
     return _Outcome(changed=True, note=note)
 
 
@@ -245,7 +261,8 @@ def redact_tree(findings: pd.DataFrame, deidentified: Path, redacted: Path,
                 if relpath not in held]
     report = StepReport(workers=max(1, min(workers, len(relpaths))))
     outcomes = _map(partial(_redact_file, deidentified, redacted),
-                    [(relpath, boxes.get(relpath)) for relpath in relpaths], report.workers)
+                    [(relpath, boxes.get(relpath)) for relpath in relpaths], report.workers,
+                    REDACTING_FAILED, redacted)
     _tally(report, relpaths, outcomes, deidentified, quarantine_dir, started)
     return report
 
@@ -265,7 +282,7 @@ def _encode_file(redacted: Path, encoded: Path, lossy_policy: str,
             write_atomically(encoded / relpath,
                              lambda tmp: ds.save_as(tmp, enforce_file_format=True))
         except Exception as exc:  # noqa: BLE001 - the file's own failure, not the partition's
-            return _Outcome(reason=_reason("cannot be encoded back", exc))
+            return _Outcome(reason=_reason(ENCODING_FAILED, exc))
     return _Outcome(changed=True, note=note)
 
 
@@ -278,6 +295,7 @@ def encode_tree(files: pd.DataFrame, redacted: Path, encoded: Path, quarantine_d
     relpaths = [p.relative_to(redacted).as_posix() for p in sorted(redacted.rglob("*.dcm"))]
     report = StepReport(workers=max(1, min(workers, len(relpaths))))
     outcomes = _map(partial(_encode_file, redacted, encoded, lossy_policy),
-                    [(relpath, syntax_of.get(relpath)) for relpath in relpaths], report.workers)
+                    [(relpath, syntax_of.get(relpath)) for relpath in relpaths], report.workers,
+                    ENCODING_FAILED, encoded)
     _tally(report, relpaths, outcomes, redacted, quarantine_dir, started)
     return report

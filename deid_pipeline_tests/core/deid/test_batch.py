@@ -1,5 +1,7 @@
 import csv
 import gc
+import os
+import signal
 import stat
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 from deid_pipeline.core.deid import batch
 from deid_pipeline.core.deid.batch import deidentify_tree
 from deid_pipeline.core.deid.engine import TagEngine
+from deid_pipeline.core.pixels.stage import PixelResult
 from deid_pipeline.core.policy.rules import load_policy
 from deid_pipeline.core.pseudonyms import Pseudonymizer
 from deid_pipeline_tests.dicom_factory import (
@@ -270,3 +273,39 @@ def test_audit_is_written_in_row_groups_as_the_batch_goes(clean_run, tmp_path, m
     assert grouped.num_row_groups > 1
     assert grouped.read().to_pandas().astype(str).equals(
         pd.read_parquet(clean_run["work"] / "audit.parquet").astype(str))
+
+
+FATAL_PATIENT_ID = "FATAL-0001"
+
+
+class FatalRedactor:
+    """Stands in for a pixel stage whose native code crashes on one patient's image: it kills
+    its process there and finds no text elsewhere."""
+
+    def redact(self, ds, known, sex="", ages=()):
+        if ds.PatientID == FATAL_PATIENT_ID:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return PixelResult()
+
+
+@pytest.mark.parametrize("chunk", [1, batch.CHUNK])
+def test_a_file_that_kills_its_worker_is_quarantined_and_the_rest_written(
+        tmp_path, monkeypatch, chunk):
+    monkeypatch.setattr(batch, "CHUNK", chunk)
+    src, dst, work = tmp_path / "in", tmp_path / "out", tmp_path / "work"
+    good = write_two_patient_tree(src)
+    fatal = realistic_image(sop_uid="1.2.826.0.1.3680043.9.7001.3.99")
+    fatal.PatientID = FATAL_PATIENT_ID
+    write(fatal, src / "b_fatal.dcm")
+
+    report = deidentify_tree(src, dst, work, make_engine(), jobs=2, redactor=FatalRedactor())
+
+    assert (report.written, report.quarantined) == (len(good), 1)
+    assert report.reasons == {batch.DIED: 1}
+    (reason_file,) = (work / "quarantine").glob("*.reason.txt")
+    assert reason_file.read_text().startswith("b_fatal.dcm\t")
+    assert len(list(dst.rglob("*.dcm"))) == len(good)
+    assert not list(dst.rglob(".*"))  # nothing the stopped workers had staged
+    audit = pd.read_parquet(work / "audit.parquet")
+    assert set(audit["file"].astype(str)) == {p.relative_to(dst).as_posix()
+                                              for p in dst.rglob("*.dcm")}

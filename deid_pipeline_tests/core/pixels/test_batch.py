@@ -1,8 +1,10 @@
 """The pixel stage over a partition: the same results on worker processes as in one, and a file
-a step cannot process quarantined, never delivered."""
+a step cannot process (or whose worker process dies on it) quarantined, never delivered."""
 
 import json
+import os
 import shutil
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from deid_pipeline.core.pixels.batch import (
     quarantined_files,
     redact_tree,
 )
-from deid_pipeline.core.pixels.stage import PixelRedactor
+from deid_pipeline.core.pixels.stage import PixelRedactor, PixelResult
 from deid_pipeline.core.policy.rules import load_policy
 from deid_pipeline.core.pseudonyms import Pseudonymizer
 
@@ -151,3 +153,30 @@ def test_a_file_whose_boxes_cannot_be_filled_is_quarantined(partition, tmp_path)
     assert report.failed[broken].startswith("boxes could not be filled")
     assert not (tmp_path / "redacted" / broken).exists()
     assert quarantined_files(tmp_path / "quarantine") == {broken}
+
+
+class FatalFinder:
+    """Stands in for a reader whose native code crashes on one image: it kills its process
+    there and finds no text elsewhere."""
+
+    def __init__(self, fatal_uid: str) -> None:
+        self.fatal_uid = fatal_uid
+        self.threads = 0
+
+    def find(self, ds, known, sex="", ages=()):
+        if ds.SOPInstanceUID == self.fatal_uid:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return PixelResult(), None
+
+
+def test_a_file_whose_worker_dies_is_quarantined_and_the_others_are_read(partition, tmp_path):
+    fatal = partition.files["output"].iloc[1]
+    uid = pydicom.dcmread(partition.deidentified / fatal, stop_before_pixels=True).SOPInstanceUID
+
+    findings, report = find_phi(partition.files, partition.incoming, partition.deidentified,
+                                FatalFinder(str(uid)), tmp_path / "quarantine", workers=2)
+
+    assert report.files == 3 and list(report.failed) == [fatal]
+    assert report.failed[fatal].startswith("text could not be read: its process died")
+    assert quarantined_files(tmp_path / "quarantine") == {fatal}
+    assert findings.empty
