@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from deid_pipeline.core.workers import available_cpus
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -196,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="policy YAML layered over the default (repeatable)")
     deid.add_argument("--no-pixels", action="store_true",
                       help="de-identify tags only: no OCR of burned-in text")
-    deid.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1)
+    deid.add_argument("--jobs", type=positive_int, default=available_cpus(),
+                      help="worker processes (default: the CPUs this process may use)")
     deid.set_defaults(run=cmd_deid)
 
     validate = commands.add_parser(

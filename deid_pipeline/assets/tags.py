@@ -1,6 +1,5 @@
 """Stage 3: tags de-identified by PS3.15 Annex E and the policy."""
 
-import os
 import shutil
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
@@ -29,6 +28,7 @@ def deidentified_dicom(context: AssetExecutionContext, lake: DataLake,
     from deid_pipeline.core.deid.batch import deidentify_tree
     from deid_pipeline.core.deid.engine import TagEngine
     from deid_pipeline.core.discovery import FileKind
+    from deid_pipeline.core.workers import available_cpus
     from deid_pipeline.site_policy import site_policy
 
     day = context.partition_key
@@ -42,7 +42,7 @@ def deidentified_dicom(context: AssetExecutionContext, lake: DataLake,
     policy = site_policy()
     engine = TagEngine(policy, pseudonym_key.pseudonymizer(policy))
     # Slides have their own asset; anything that is not a slide is tried as DICOM.
-    report = deidentify_tree(lake.stage_incoming(day), out, work, engine, jobs=os.cpu_count() or 1,
+    report = deidentify_tree(lake.stage_incoming(day), out, work, engine, jobs=available_cpus(),
                              kinds={FileKind.DICOM, FileKind.UNKNOWN})
     lake.publish(out)
     lake.publish(work)

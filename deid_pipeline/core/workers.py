@@ -11,7 +11,9 @@ takes only the file it died on with it (`WorkerPool`).
 from __future__ import annotations
 
 import gc
+import math
 import multiprocessing
+import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -19,12 +21,32 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import forkserver
 from multiprocessing.context import BaseContext
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 # Everything a worker of either stage runs on.
 PRELOADED = ["deid_pipeline.core.deid.batch", "deid_pipeline.core.pixels.batch"]
 # The quarantine reason of a file whose worker process died on it, alone.
 WORKER_DIED = "its process died (a crash in native code, or out of memory)"
+# A cgroup v2 CPU limit ("quota period" in microseconds, or "max period"): a Kubernetes CPU
+# limit, `docker run --cpus`.
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def available_cpus() -> int:
+    """The CPUs this process may use, not the host's: its affinity (a task set, a container's
+    cpuset) and its cgroup's CPU limit. Workers or threads sized by the host's count
+    oversubscribe a pod limited to two CPUs, and each worker holds its own memory."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity outside Linux
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()
+        cpus = min(cpus, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):  # no cgroup v2 file here, or "max": no limit
+        pass
+    return max(1, cpus)
 
 
 def worker_context() -> BaseContext:

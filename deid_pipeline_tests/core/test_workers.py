@@ -1,6 +1,6 @@
 """Stage worker processes start with the stage modules imported; what lives through a batch is
 left out of full collections only while it runs; a worker that dies takes only its own item
-with it."""
+with it; their number follows the CPUs the process may use."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from deid_pipeline.core.workers import PRELOADED, WorkerPool, long_lived_frozen, worker_context
+from deid_pipeline.core import workers
+from deid_pipeline.core.workers import (
+    PRELOADED,
+    WorkerPool,
+    available_cpus,
+    long_lived_frozen,
+    worker_context,
+)
 
 FATAL = 13  # the item that kills the process working on it
 
@@ -67,3 +74,23 @@ def test_a_pool_no_worker_of_which_dies_hands_back_each_chunk_as_it_was():
     assert list(pool.map(doubled, chunks, crashed=lambda item: ["died"])) == [
         ([1, 2], [2, 4]), ([3], [6]), ([4, 5, 6], [8, 10, 12])]
     assert pool.broken_pools == 0
+
+
+def test_available_cpus_follow_the_affinity_not_the_host():
+    allowed = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(allowed)})
+        assert available_cpus() == 1
+    finally:
+        os.sched_setaffinity(0, allowed)
+    assert available_cpus() <= len(allowed)
+
+
+@pytest.mark.parametrize(("cpu_max", "limit"), [("150000 100000", 2), ("50000 100000", 1),
+                                                ("max 100000", None)])
+def test_available_cpus_follow_a_cgroup_cpu_limit(tmp_path, monkeypatch, cpu_max, limit):
+    (tmp_path / "cpu.max").write_text(cpu_max + "\n")
+    monkeypatch.setattr(workers, "CGROUP_CPU_MAX", tmp_path / "cpu.max")
+    allowed = len(os.sched_getaffinity(0))
+
+    assert available_cpus() == min(allowed, limit or allowed)

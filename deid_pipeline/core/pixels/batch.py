@@ -12,7 +12,6 @@ script that runs a step on several workers needs the `if __name__ == "__main__":
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -36,7 +35,7 @@ from deid_pipeline.core.pixels.stage import PixelRedactor
 from deid_pipeline.core.quarantine import read_reason
 from deid_pipeline.core.quiet import file_messages_muted
 from deid_pipeline.core.transcode import CodecError, decode_pixels, quarantine, write_pixels_back
-from deid_pipeline.core.workers import WORKER_DIED, WorkerPool
+from deid_pipeline.core.workers import WORKER_DIED, WorkerPool, available_cpus
 
 # Beyond this many workers a step gains little: they share memory bandwidth, and each holds its
 # own ONNX sessions and a decoded image (a multi-frame series can take hundreds of MB).
@@ -86,14 +85,6 @@ class _Outcome:
     note: str | None = None
     reason: str | None = None  # why the file went to quarantine
     rows: tuple[dict, ...] = ()  # finding rows
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on: its affinity, which a container or taskset narrows."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def default_workers() -> int:

@@ -49,7 +49,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import math
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -63,6 +62,7 @@ from pydicom.dataset import Dataset
 
 from deid_pipeline.core.pixels.ink import fit_to_ink
 from deid_pipeline.core.pixels.views import View, reading_views
+from deid_pipeline.core.workers import available_cpus
 
 DET_MODEL = "PP-OCRv6_det_small.onnx"
 REC_MODEL = "PP-OCRv6_rec_small.onnx"
@@ -146,15 +146,6 @@ def flushed_model(path: Path) -> bytes:
             tensor.CopyFrom(numpy_helper.from_array(np.where(denormal, np.float32(0), values),
                                                     tensor.name))
     return model.SerializeToString()
-
-
-def available_cpus() -> int:
-    """The CPUs this process may run on: a container's or a task set's share, not the host's
-    (onnxruntime's default, one thread per host core, oversubscribes a pod limited to two)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # no affinity outside Linux
-        return os.cpu_count() or 1
 
 
 def providers_for(device: str) -> list:
