@@ -185,6 +185,11 @@ def _write_copy(job: tuple[int, list[Path], Path, Path]) -> int:
 
 def measure(tool: str, jobs: int, src: Path, dst: Path, work: Path) -> dict:
     if tool == "deid_pipeline":
+        if jobs > 1:
+            from deid_pipeline.core.workers import worker_context
+
+            # As `deid-pipeline deid` does: the worker server imports while this process does.
+            worker_context()
         from deid_pipeline.core.deid.batch import deidentify_tree
         from deid_pipeline.core.deid.engine import TagEngine
         from deid_pipeline.core.policy.rules import load_policy
