@@ -4,12 +4,13 @@ forkserver, not fork: the stages run inside Dagster steps, whose threads (ONNX, 
 Dagster's own) may hold a lock that a fork would copy held. The server imports the stage
 modules once before its first worker, so that every worker starts as a fork of an imported
 interpreter instead of importing pydicom, pandas, pyarrow and the codecs again: a second of CPU
-per worker, which on many cores and a short batch is most of the batch. A worker that dies
-takes only the file it died on with it (`WorkerPool`).
+per worker, which on many cores and a short batch is most of the batch. A worker that dies or
+stalls takes only the file it died on with it (`WorkerPool`).
 """
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import math
 import multiprocessing
@@ -19,6 +20,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing import forkserver
 from multiprocessing.context import BaseContext
 from pathlib import Path
@@ -26,8 +28,14 @@ from typing import Any, Generic, TypeVar
 
 # Everything a worker of either stage runs on.
 PRELOADED = ["deid_pipeline.core.deid.batch", "deid_pipeline.core.pixels.batch"]
+# How long a worker may spend on one chunk (and, alone, on one file) before it is ended as
+# stalled (a codec looping for ever on a malformed file): far beyond a real chunk (OCR of a long
+# multi-frame series takes minutes; a chunk that still runs over is only retried file by file),
+# short of a night.
+DEADLINE_S = 30 * 60
 # The quarantine reason of a file whose worker process died on it, alone.
-WORKER_DIED = "its process died (a crash in native code, or out of memory)"
+WORKER_DIED = (f"its process died (a crash in native code, out of memory, or stalled "
+               f"{DEADLINE_S // 60} minutes)")
 # A cgroup v2 CPU limit ("quota period" in microseconds, or "max period"): a Kubernetes CPU
 # limit, `docker run --cpus`.
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
@@ -59,6 +67,27 @@ def worker_context() -> BaseContext:
     return context
 
 
+_discarded = None  # where a stalled worker's stack dump goes: never to the user's terminal
+
+
+@contextmanager
+def deadline(seconds: float | None) -> Iterator[None]:
+    """In a worker process: the process ends if the block has not finished within `seconds`,
+    even stuck in native code, and WorkerPool takes it for a worker that died. None: no end.
+    Never in a process that must outlive its work (the batch's own)."""
+    global _discarded
+    if seconds is None:
+        yield
+        return
+    if _discarded is None:
+        _discarded = open(os.devnull, "w")  # noqa: SIM115 - for the life of the worker
+    faulthandler.dump_traceback_later(seconds, exit=True, file=_discarded)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
 @contextmanager
 def long_lived_frozen() -> Iterator[None]:
     """While the block runs, the collector's full collections skip every object alive when it
@@ -83,23 +112,25 @@ class WorkerPool(Generic[Item, Result]):
     """`jobs` processes from the worker server, each set up by `initializer(*initargs)`, that
     survive a worker's death.
 
-    A worker that dies (a crash in native code such as a codec, the kernel's memory limit) breaks
-    the whole pool: its other workers are stopped and every chunk not yet finished fails. The
-    results finished beside it are kept; the chunks that may have been running are run again,
-    each alone in a process of its own, and a chunk that dies again item by item, so that
-    `crashed(item)` stands for the one item that kills its own process and the rest of the batch
-    goes on in a new pool. `broken_pools` counts the breaks: a stopped worker may have left
-    hidden temporary files behind."""
+    A worker that dies (a crash in native code such as a codec, the kernel's memory limit, the
+    end of a `deadline`) breaks the whole pool: its other workers are stopped and every chunk not
+    yet finished fails. The results finished beside it are kept; the chunks that may have been
+    running are run again, each alone in a process of its own, and a chunk that dies again item
+    by item, so that `crashed(item)` stands for the one item that kills its own process and the
+    rest of the batch goes on in a new pool. `broken_pools` counts the breaks: a stopped worker
+    may have left hidden temporary files behind."""
 
     jobs: int
     initializer: Callable[..., None] | None = None
     initargs: tuple = ()
+    deadline_s: float | None = DEADLINE_S  # a worker's time for one chunk before it is ended
     broken_pools: int = 0
 
     def map(self, work: Callable[[Chunk], Result], chunks: Sequence[Chunk],
             crashed: Callable[[Item], Result]) -> Iterator[tuple[Chunk, Result]]:
         """(chunk, work(chunk)) for each chunk, in order; after a break a chunk may come back as
         several one-item chunks, an item that killed its process with `crashed(item)`."""
+        work = partial(_within_deadline, self.deadline_s, work)
         finished: dict[int, list[tuple[Chunk, Result]]] = {}
         position = 0  # the first chunk not yet yielded
         while position < len(chunks):
@@ -157,3 +188,9 @@ class WorkerPool(Generic[Item, Result]):
             if len(chunk) == 1:
                 return [(chunk, crashed(chunk[0]))]
             return [pair for item in chunk for pair in self._alone(work, [item], crashed)]
+
+
+def _within_deadline(seconds: float | None, work: Callable[[Chunk], Result],
+                     chunk: Chunk) -> Result:
+    with deadline(seconds):
+        return work(chunk)

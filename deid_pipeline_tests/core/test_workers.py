@@ -8,6 +8,7 @@ import gc
 import os
 import signal
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
@@ -28,6 +29,14 @@ def doubled(chunk: list[int]) -> list[int]:
     """Runs in a worker: each item twice over, and for FATAL what a segfaulting codec does."""
     if FATAL in chunk:
         os.kill(os.getpid(), signal.SIGKILL)
+    return [item * 2 for item in chunk]
+
+
+def doubled_slowly(chunk: list[int]) -> list[int]:
+    """Runs in a worker: each item twice over; FATAL stalls as a codec looping in native code
+    would."""
+    if FATAL in chunk:
+        time.sleep(600)
     return [item * 2 for item in chunk]
 
 
@@ -94,3 +103,17 @@ def test_available_cpus_follow_a_cgroup_cpu_limit(tmp_path, monkeypatch, cpu_max
     allowed = len(os.sched_getaffinity(0))
 
     assert available_cpus() == min(allowed, limit or allowed)
+
+
+def test_an_item_that_stalls_its_worker_past_the_deadline_fails_alone(capfd):
+    items = list(range(20))
+    chunks = [items[start:start + 4] for start in range(0, len(items), 4)]
+    pool = WorkerPool(2, deadline_s=1.0)
+    started = time.perf_counter()
+
+    pairs = list(pool.map(doubled_slowly, chunks, crashed=lambda item: ["stalled"]))
+
+    assert [result for _, part in pairs for result in part] == [
+        item * 2 if item != FATAL else "stalled" for item in items]
+    assert time.perf_counter() - started < 60
+    assert "most recent call first" not in capfd.readouterr().err  # its stack dump: not shown

@@ -44,6 +44,7 @@ from deid_pipeline.core.quiet import file_messages_muted
 from deid_pipeline.core.slides.aperio import SlideError
 from deid_pipeline.core.transcode import CodecError
 from deid_pipeline.core.workers import (
+    DEADLINE_S,
     WORKER_DIED,
     WorkerPool,
     long_lived_frozen,
@@ -376,15 +377,16 @@ CHUNK = 16
 
 def deidentify_tree(src: Path, dst: Path, work: Path, engine: TagEngine,
                     jobs: int = 1, redactor: PixelRedactor | None = None,
-                    kinds: Collection[FileKind] | None = None) -> BatchReport:
+                    kinds: Collection[FileKind] | None = None,
+                    deadline_s: float | None = DEADLINE_S) -> BatchReport:
     """De-identify every input under src (or those of the given kinds); with a redactor,
     burned-in PHI too.
 
     Outputs become visible here, in input order, as the workers hand them over: the first file
     with a SOP Instance UID is written, a later one with the same UID goes to quarantine. A file
-    on which a worker process dies (core.workers.WorkerPool), alone too, goes to quarantine and
-    the rest go on. The tables are written as the batch goes, so memory does not grow with the
-    number of files."""
+    on which a worker process dies or stalls (core.workers.WorkerPool: over `deadline_s` on its
+    chunk), alone too, goes to quarantine and the rest go on. The tables are written as the batch
+    goes, so memory does not grow with the number of files."""
     started = time.perf_counter()
     paths = WorkPaths(Path(work))
     paths.root.mkdir(parents=True, exist_ok=True, mode=OWNER_ONLY_DIR)
@@ -400,7 +402,7 @@ def deidentify_tree(src: Path, dst: Path, work: Path, engine: TagEngine,
     tally = _Tally(paths)
     with long_lived_frozen(), AuditWriter(paths.audit) as audit:
         if jobs > 1 and len(sources) > 1:  # a single file is done here
-            pool = WorkerPool(jobs, _init_worker, (engine, dst, redactor))
+            pool = WorkerPool(jobs, _init_worker, (engine, dst, redactor), deadline_s)
             for chunk, outcome in pool.map(_work, chunks, crashed=_died):
                 tally.add(chunk, outcome, dst, audit)
             if pool.broken_pools:

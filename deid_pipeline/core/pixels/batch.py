@@ -108,8 +108,8 @@ def _in_workers(work: Callable[[Item], _Outcome], items: Sequence[Item], workers
                 step: str, initializer: Callable[..., None] | None = None,
                 initargs: tuple = (), output: Path | None = None) -> list[_Outcome]:
     """`work` over `items`, results in their order, on `workers` processes. An item whose
-    process dies, run alone too, fails `step`; the hidden temporaries that workers stopped with
-    it left in `output` are cleared."""
+    process dies or stalls (core.workers.WorkerPool), run alone too, fails `step`; the hidden
+    temporaries that workers stopped with it left in `output` are cleared."""
     workers = min(workers, len(items))
     chunksize = max(1, min(MAX_CHUNK, len(items) // (workers * 4)))
     chunks = [list(items[start:start + chunksize]) for start in range(0, len(items), chunksize)]

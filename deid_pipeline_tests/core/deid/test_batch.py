@@ -3,6 +3,7 @@ import gc
 import os
 import signal
 import stat
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -309,3 +310,28 @@ def test_a_file_that_kills_its_worker_is_quarantined_and_the_rest_written(
     audit = pd.read_parquet(work / "audit.parquet")
     assert set(audit["file"].astype(str)) == {p.relative_to(dst).as_posix()
                                               for p in dst.rglob("*.dcm")}
+
+
+class StallingRedactor:
+    """Stands in for a pixel stage whose codec loops for ever on one patient's image."""
+
+    def redact(self, ds, known, sex="", ages=()):
+        if ds.PatientID == FATAL_PATIENT_ID:
+            time.sleep(600)
+        return PixelResult()
+
+
+def test_a_file_that_stalls_its_worker_past_the_deadline_is_quarantined(tmp_path, capfd):
+    src, dst, work = tmp_path / "in", tmp_path / "out", tmp_path / "work"
+    good = write_two_patient_tree(src)
+    stalling = realistic_image(sop_uid="1.2.826.0.1.3680043.9.7001.3.98")
+    stalling.PatientID = FATAL_PATIENT_ID
+    write(stalling, src / "b_stalling.dcm")
+
+    report = deidentify_tree(src, dst, work, make_engine(), jobs=2,
+                             redactor=StallingRedactor(), deadline_s=1.0)
+
+    assert (report.written, report.quarantined) == (len(good), 1)
+    assert report.reasons == {batch.DIED: 1}
+    assert len(list(dst.rglob("*.dcm"))) == len(good)
+    assert "most recent call first" not in capfd.readouterr().err  # no stack dump shown
