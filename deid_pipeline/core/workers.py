@@ -175,9 +175,11 @@ class WorkerPool(Generic[Item, Result]):
 
     @staticmethod
     def _result(futures: dict[int, Future], index: int) -> Any:
+        """The chunk's result, its future let go: what was handed back is held once, by the
+        caller, and memory does not grow with the batch."""
         if index not in futures:
             raise BrokenProcessPool("the pool broke before this chunk was handed out")
-        return futures[index].result()
+        return futures.pop(index).result()
 
     def _alone(self, work: Callable[[Chunk], Result], chunk: Chunk,
                crashed: Callable[[Item], Result]) -> list[tuple[Chunk, Result]]:

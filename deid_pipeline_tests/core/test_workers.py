@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import time
+import weakref
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
@@ -30,6 +31,17 @@ def doubled(chunk: list[int]) -> list[int]:
     if FATAL in chunk:
         os.kill(os.getpid(), signal.SIGKILL)
     return [item * 2 for item in chunk]
+
+
+class Handed:
+    """A result the caller can watch go (a list cannot be weakly referenced)."""
+
+    def __init__(self, items: list[int]) -> None:
+        self.items = items
+
+
+def handed(chunk: list[int]) -> Handed:
+    return Handed(chunk)
 
 
 def doubled_slowly(chunk: list[int]) -> list[int]:
@@ -117,3 +129,15 @@ def test_an_item_that_stalls_its_worker_past_the_deadline_fails_alone(capfd):
         item * 2 if item != FATAL else "stalled" for item in items]
     assert time.perf_counter() - started < 60
     assert "most recent call first" not in capfd.readouterr().err  # its stack dump: not shown
+
+
+def test_results_are_let_go_once_handed_over():
+    """A batch of a million files must not hold every chunk's outcome until its end."""
+    seen, held = [], []
+    for _, result in WorkerPool(2).map(handed, [[index] for index in range(12)],
+                                       crashed=lambda item: None):
+        seen.append(weakref.ref(result))
+        del result
+        gc.collect()
+        held.append(sum(ref() is not None for ref in seen))  # while the batch goes on
+    assert len(held) == 12 and max(held) <= 1
