@@ -9,8 +9,9 @@ Input: one realistic 16 x 16 CT image (about 100 elements, sequences, private bl
 `--files` times with its patient, study, series and instance replaced (50 files a patient, 10 a
 series; `deid_pipeline_tests.clones`), made once in `--dir` and reused. Memory is sampled from
 /proc every 50 ms: the sum of VmRSS over the command and every descendant, and the largest
-single process; CPU seconds are those of the command and its workers (steadier than wall
-time on a shared machine). `--dagster` also materializes `incoming_dicom`, `dicom_metadata` and
+single process; CPU seconds are those of the command and every descendant, its fork server's
+workers included, as last sampled (steadier than wall time on a shared machine; each process's
+last 50 ms are missed). `--dagster` also materializes `incoming_dicom`, `dicom_metadata` and
 `deidentified_dicom` for the same drop in a child process (in-process executor, ephemeral
 instance, the lake in `--dir`) and measures it the same way. Writes benchmarks/results/bench_load.json.
 """
@@ -21,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -65,6 +65,16 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+def cpu_ticks(pid: int) -> int:
+    """The process's own user and system time so far, in clock ticks (0 once it has gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def descendants(root: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
@@ -86,17 +96,21 @@ def descendants(root: int) -> list[int]:
 
 
 def measure(command: list[str], env: dict[str, str]) -> dict:
-    """Run `command`; its wall time, exit status, peak summed RSS of its tree and peak RSS of
-    its largest process."""
+    """Run `command`; its wall time, exit status, CPU seconds of its tree, peak summed RSS of
+    its tree and peak RSS of its largest process."""
     peaks = {"tree": 0, "process": 0, "processes": 0}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # Per process ever seen in the tree: its CPU ticks when last seen. The fork server's workers
+    # are not the command's children: its own rusage never counts them.
+    ticks: dict[int, int] = {}
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
 
     def sample() -> None:
         while process.poll() is None:
-            sizes = [rss_bytes(pid) for pid in descendants(process.pid)]
+            tree = descendants(process.pid)
+            ticks.update({pid: used for pid in tree if (used := cpu_ticks(pid))})
+            sizes = [rss_bytes(pid) for pid in tree]
             peaks["tree"] = max(peaks["tree"], sum(sizes))
             peaks["process"] = max(peaks["process"], max(sizes, default=0))
             peaks["processes"] = max(peaks["processes"], sum(1 for s in sizes if s))
@@ -107,8 +121,7 @@ def measure(command: list[str], env: dict[str, str]) -> dict:
     stdout, stderr = process.communicate()
     seconds = time.perf_counter() - started
     sampler.join()
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # workers roll up into the command
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    cpu = sum(ticks.values()) / os.sysconf("SC_CLK_TCK")
     return {"seconds": seconds, "cpu_seconds": cpu, "exit": process.returncode,
             "stdout": stdout.strip(),
             "stderr": stderr.strip()[-2000:], "peak_tree_mib": peaks["tree"] / MIB,
