@@ -3,7 +3,7 @@ time, files per second and the peak resident memory of the whole process tree (t
 its workers), against a target of 1.5 GiB (run on demand).
 
     .venv/bin/python benchmarks/bench_load.py [--files 10000] [--jobs N] [--dir DIR]
-                                              [--dagster] [--out FILE]
+                                              [--dagster [--checks]] [--out FILE]
 
 Input: one realistic 16 x 16 CT image (about 100 elements, sequences, private blocks) copied
 `--files` times with its patient, study, series and instance replaced (50 files a patient, 10 a
@@ -13,7 +13,8 @@ single process; CPU seconds are those of the command and every descendant, its f
 workers included, as last sampled (steadier than wall time on a shared machine; each process's
 last 50 ms are missed). `--dagster` also materializes `incoming_dicom`, `dicom_metadata` and
 `deidentified_dicom` for the same drop in a child process (in-process executor, ephemeral
-instance, the lake in `--dir`) and measures it the same way. Writes benchmarks/results/bench_load.json.
+instance, the lake in `--dir`) and measures it the same way; `--checks` runs their asset checks
+in the same run. Writes benchmarks/results/bench_load.json.
 """
 
 from __future__ import annotations
@@ -39,18 +40,25 @@ TARGET_BYTES = int(1.5 * 2**30)
 SAMPLE_SECONDS = 0.05
 SECRET = "benchmark secret, not for production"
 DAY = "2026-01-15"
+# argv: the lake's root, the partition, and "checks" to run the assets' checks too.
 DAGSTER_CHILD = """
 import sys
 from dagster import materialize
 from deid_pipeline.assets.ingest import incoming_dicom
 from deid_pipeline.assets.metadata import dicom_metadata
 from deid_pipeline.assets.tags import deidentified_dicom
+from deid_pipeline.checks.deidentified import deidentified_dicom_checks
+from deid_pipeline.checks.incoming import incoming_metadata_checks
 from deid_pipeline.resources import DataLake, PseudonymKey
-result = materialize([incoming_dicom, dicom_metadata, deidentified_dicom],
+checks = ([incoming_metadata_checks, deidentified_dicom_checks] if sys.argv[3:] == ["checks"]
+          else [])
+result = materialize([incoming_dicom, dicom_metadata, deidentified_dicom, *checks],
                      partition_key=sys.argv[2],
                      resources={"lake": DataLake(root=sys.argv[1]),
                                 "pseudonym_key": PseudonymKey()})
-sys.exit(0 if result.success else 1)
+evaluations = result.get_asset_check_evaluations()
+print(f"{sum(e.passed for e in evaluations)} of {len(evaluations)} checks passed")
+sys.exit(0 if result.success and all(e.passed for e in evaluations) else 1)
 """
 
 
@@ -134,6 +142,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "bench_load")
     parser.add_argument("--dagster", action="store_true")
+    parser.add_argument("--checks", action="store_true",
+                        help="with --dagster: run the assets' checks in the same run")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" /
                         "bench_load.json")
     args = parser.parse_args()
@@ -152,7 +162,8 @@ def main() -> None:
              "--work", f"{scratch}/work", "--no-pixels", "--jobs", str(args.jobs)], env)
         if args.dagster:
             runs["dagster"] = measure([sys.executable, "-c", DAGSTER_CHILD,
-                                       str(drop.parents[1]), DAY], env)
+                                       str(drop.parents[1]), DAY,
+                                       *(["checks"] if args.checks else [])], env)
     print(f"{args.files} files, --jobs {args.jobs}, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}")
     print(f"{'run':<8} {'exit':>4} {'wall s':>8} {'files/s':>8} {'CPU ms/file':>11} "

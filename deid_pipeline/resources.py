@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 from dagster import ConfigurableResource
 from dagster_aws.s3 import S3Resource
 
-from deid_pipeline.core.atomic import write_atomically
+from deid_pipeline.core.atomic import Written, write_atomically
 from deid_pipeline.core.policy.rules import Policy
 from deid_pipeline.core.pseudonyms import Pseudonymizer, is_production
 from deid_pipeline.storage import ObjectStore, is_hidden, is_object_url
@@ -83,13 +84,25 @@ class DataLake(ConfigurableResource):
         return self._local_base("tables") / "tables" / table / f"{partition}.parquet"
 
     def write_table(self, table: str, partition: str, frame: pd.DataFrame) -> Path:
-        path = self.table_path(table, partition)
-        write_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False))
-        self.publish(path)
+        path, _ = self.write_table_with(table, partition,
+                                        lambda tmp: frame.to_parquet(tmp, index=False))
         return path
 
-    def read_table(self, table: str, partition: str) -> pd.DataFrame:
-        return pd.read_parquet(self.stage(self.table_path(table, partition)))
+    def write_table_with(self, table: str, partition: str,
+                         write: Callable[[Path], Written]) -> tuple[Path, Written]:
+        """A table that `write(tmp)` writes as Parquet itself (streamed, never a whole frame),
+        put in place atomically and published; its path and what `write` returned."""
+        path = self.table_path(table, partition)
+        written = write_atomically(path, write)
+        self.publish(path)
+        return path, written
+
+    def read_table(self, table: str, partition: str, columns: list[str] | None = None,
+                   filters: list[list[tuple]] | None = None) -> pd.DataFrame:
+        """The table, or its `columns` and the rows that pass pyarrow `filters`, read as such
+        (the rest never decoded)."""
+        return pd.read_parquet(self.stage(self.table_path(table, partition)), columns=columns,
+                               filters=filters)
 
     def stage_incoming(self, partition: str) -> Path:
         """The partition's drop folder on local disk (downloaded first from S3). It does not

@@ -24,14 +24,16 @@ from deid_pipeline.resources import DataLake
 def dicom_metadata(context: AssetExecutionContext, lake: DataLake) -> MaterializeResult:
     from deid_pipeline.core.slides.aperio import SlideError
     from deid_pipeline.core.slides.metadata import slide_metadata, slide_metadata_frame
-    from deid_pipeline.core.tree_metadata import tree_metadata
+    from deid_pipeline.core.tree_metadata import write_tree_metadata
+    from deid_pipeline.core.workers import available_cpus
 
     manifest = lake.read_table("incoming_dicom", context.partition_key)
     folder = lake.stage_incoming(context.partition_key)
     dicom = manifest.loc[manifest["readable"] & (manifest["kind"] == "dicom"), "relpath"]
-    read = tree_metadata(folder, dicom)
-    frame, failed = read.frame, read.unparsable
-    path = lake.write_table("dicom_metadata", context.partition_key, frame)
+    path, counts = lake.write_table_with(
+        "dicom_metadata", context.partition_key,
+        lambda tmp: write_tree_metadata(folder, dicom, tmp, jobs=available_cpus()))
+    failed = counts.unparsable
     slide_rows = []
     for relpath in manifest.loc[manifest["kind"] == "slide", "relpath"]:
         try:
@@ -42,11 +44,11 @@ def dicom_metadata(context: AssetExecutionContext, lake: DataLake) -> Materializ
                               slide_metadata_frame(slide_rows))
     return MaterializeResult(
         metadata={
-            "files": int(frame["file"].nunique()),
-            "elements": len(frame),
+            "files": counts.files,
+            "elements": counts.elements,
             "unparsable_files": failed,
-            "elements_in_sequences": int((frame["depth"] > 0).sum()),
-            "private_elements": int(frame["private_creator"].notna().sum()),
+            "elements_in_sequences": counts.in_sequences,
+            "private_elements": counts.private,
             "slides": len({row.file for row in slide_rows}),
             "table": MetadataValue.path(lake.location(path)),
             "slide_table": MetadataValue.path(lake.location(slides)),
@@ -70,18 +72,21 @@ def deidentified_metadata(context: AssetExecutionContext, lake: DataLake) -> Mat
     import pandas as pd
 
     from deid_pipeline.core.deid.batch import WorkPaths
-    from deid_pipeline.core.tree_metadata import tree_metadata
+    from deid_pipeline.core.tree_metadata import write_tree_metadata
+    from deid_pipeline.core.workers import available_cpus
 
     day = context.partition_key
     written = pd.read_parquet(lake.stage(WorkPaths(lake.work(day)).files))["output"]
-    read = tree_metadata(lake.stage(lake.deidentified(day)), written)
-    path = lake.write_table("deidentified_metadata", day, read.frame)
+    folder = lake.stage(lake.deidentified(day))
+    path, counts = lake.write_table_with(
+        "deidentified_metadata", day,
+        lambda tmp: write_tree_metadata(folder, written, tmp, jobs=available_cpus()))
     return MaterializeResult(
         metadata={
-            "files": int(read.frame["file"].nunique()),
-            "elements": len(read.frame),
-            "unparsable_files": read.unparsable,
-            "private_elements": int(read.frame["private_creator"].notna().sum()),
+            "files": counts.files,
+            "elements": counts.elements,
+            "unparsable_files": counts.unparsable,
+            "private_elements": counts.private,
             "table": MetadataValue.path(lake.location(path)),
         }
     )

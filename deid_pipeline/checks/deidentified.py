@@ -24,21 +24,27 @@ def deidentified_dicom_checks(context: AssetCheckExecutionContext,
     # great-expectations takes seconds to import: only when a check runs.
     import pandas as pd
 
-    from deid_pipeline.core.checks.expectations import evaluate
-    from deid_pipeline.core.checks.suites import deidentified_suites
+    from deid_pipeline.core.checks.expectations import evaluate_batches
+    from deid_pipeline.core.checks.suites import (
+        DEIDENTIFIED_SUITES_ROWS,
+        deidentified_suite_batches,
+    )
     from deid_pipeline.core.deid.batch import WorkPaths
-    from deid_pipeline.site_policy import site_policy
     from deid_pipeline.core.tree_metadata import tree_metadata
+    from deid_pipeline.core.workers import available_cpus
+    from deid_pipeline.site_policy import site_policy
 
     day = context.partition_key
     files = pd.read_parquet(lake.stage(WorkPaths(lake.work(day)).files))
+    folder = lake.stage(lake.deidentified(day))
+    jobs = available_cpus()
     # Read from the tree itself, not from the deidentified_metadata table: the check must pass
     # before anything downstream of deidentified_dicom, that table included, is made.
-    output = tree_metadata(lake.stage(lake.deidentified(day)), files["output"]).frame
-    suites = deidentified_suites(
-        incoming=lake.read_table("dicom_metadata", day), output=output,
+    batches = deidentified_suite_batches(
+        incoming=lake.read_table("dicom_metadata", day, filters=DEIDENTIFIED_SUITES_ROWS),
         outputs_of=dict(zip(files["source"], files["output"], strict=True)),
+        read_outputs=lambda outputs: tree_metadata(folder, outputs, jobs=jobs).frame,
         policy=site_policy())  # the policy deidentified_dicom applies
-    outcomes = {outcome.name: outcome for outcome in evaluate(suites)}
+    outcomes = {outcome.name: outcome for outcome in evaluate_batches(batches)}
     for check in DEIDENTIFIED_CHECKS:
         yield check_result(check, outcomes[check.name], DEIDENTIFIED_DICOM)

@@ -21,9 +21,11 @@ def incoming_metadata_checks(context: AssetCheckExecutionContext,
                              lake: DataLake) -> Iterator[AssetCheckResult]:
     # great-expectations takes seconds to import: only when a check runs.
     from deid_pipeline.core.checks.expectations import evaluate
-    from deid_pipeline.core.checks.suites import incoming_suites
+    from deid_pipeline.core.checks.suites import INCOMING_SUITES_ROWS, incoming_suites
 
-    metadata = lake.read_table("dicom_metadata", context.partition_key)
-    outcomes = {outcome.name: outcome for outcome in evaluate(incoming_suites(metadata))}
+    day = context.partition_key
+    files = lake.read_table("dicom_metadata", day, columns=["file"])["file"].unique()
+    metadata = lake.read_table("dicom_metadata", day, filters=INCOMING_SUITES_ROWS)
+    outcomes = {outcome.name: outcome for outcome in evaluate(incoming_suites(metadata, files))}
     for check in INCOMING_CHECKS:
         yield check_result(check, outcomes[check.name], DICOM_METADATA)

@@ -6,9 +6,12 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 # Temporary names start with a dot so folder scanners skip them.
 TEMPORARY_GLOB = ".*.tmp"
+
+Written = TypeVar("Written")
 
 
 def write_staged(path: Path, write: Callable[[Path], None]) -> Path:
@@ -27,18 +30,21 @@ def write_staged(path: Path, write: Callable[[Path], None]) -> Path:
     return tmp
 
 
-def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp)` on a temporary file beside `path`, then rename it into place.
+def write_atomically(path: Path, write: Callable[[Path], Written]) -> Written:
+    """Call `write(tmp)` on a temporary file beside `path`, then rename it into place; what
+    `write` returned.
 
     The rename is atomic on one file system: a crash leaves either the old file or the new one,
     never half of either.
     """
-    tmp = write_staged(path, write)
+    returned: list[Written] = []
+    tmp = write_staged(path, lambda staged: returned.append(write(staged)))
     try:
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    return returned[0]
 
 
 def remove_stale_temporaries(root: Path) -> int:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pydicom
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
@@ -22,6 +23,8 @@ METADATA_COLUMNS = (
     "file", "path", "tag", "keyword", "vr", "vm", "value", "length", "private_creator", "depth",
 )
 INTEGER_COLUMNS = frozenset({"vm", "length", "depth"})
+METADATA_SCHEMA = pa.schema([(name, pa.int64() if name in INTEGER_COLUMNS else pa.string())
+                           for name in METADATA_COLUMNS])
 
 
 @dataclass(frozen=True)
@@ -105,14 +108,27 @@ def read_element_rows(path: Path, file: str) -> list[ElementRow]:
         return list(iter_element_rows(ds, file))
 
 
-def metadata_frame(rows: Iterable[ElementRow]) -> pd.DataFrame:
-    """Rows gathered column by column, never as a list of row objects or dicts: a night's files
-    have millions of elements."""
+def metadata_table(rows: Iterable[ElementRow]) -> pa.Table:
+    """The rows as an Arrow table of METADATA_SCHEMA: what worker processes hand back (compact,
+    cheap to pass between processes) and what goes to Parquet as it comes. Gathered column by
+    column, never as a list of row objects or dicts: a night's files have millions of elements."""
     columns: dict[str, list] = {name: [] for name in METADATA_COLUMNS}
     appends = [(name, columns[name].append) for name in METADATA_COLUMNS]
     for row in rows:
         for name, append in appends:
             append(getattr(row, name))
-    return pd.DataFrame({name: pd.Series(values, dtype="int64" if name in INTEGER_COLUMNS
-                                         else object)
+    return pa.table(columns, schema=METADATA_SCHEMA)
+
+
+def table_to_frame(table: pa.Table) -> pd.DataFrame:
+    """An Arrow metadata table as a pandas frame whose text columns hold Python strings and None
+    (not pandas' string dtype, whose missing value is NaN), as the checks compare them."""
+    columns = {name: table.column(name).to_numpy(zero_copy_only=False)
+               for name in METADATA_COLUMNS}
+    return pd.DataFrame({name: values if name in INTEGER_COLUMNS
+                         else pd.Series(values, dtype=object)
                          for name, values in columns.items()})
+
+
+def metadata_frame(rows: Iterable[ElementRow]) -> pd.DataFrame:
+    return table_to_frame(metadata_table(rows))

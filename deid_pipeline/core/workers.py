@@ -26,8 +26,9 @@ from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-# Everything a worker of either stage runs on.
-PRELOADED = ["deid_pipeline.core.deid.batch", "deid_pipeline.core.pixels.batch"]
+# Everything a worker of any stage runs on.
+PRELOADED = ["deid_pipeline.core.deid.batch", "deid_pipeline.core.pixels.batch",
+             "deid_pipeline.core.tree_metadata"]
 # How long a worker may spend on one chunk (and, alone, on one file) before it is ended as
 # stalled (a codec looping for ever on a malformed file): far beyond a real chunk (OCR of a long
 # multi-frame series takes minutes; a chunk that still runs over is only retried file by file),

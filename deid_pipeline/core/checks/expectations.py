@@ -9,7 +9,7 @@ expectations hold original identifiers.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +80,13 @@ class SuiteOutcome:
 
 def evaluate(suites: Sequence[Suite]) -> list[SuiteOutcome]:
     """Each suite validated against its frame, in one ephemeral context."""
+    return evaluate_batches([suites])
+
+
+def evaluate_batches(batches: Iterable[Sequence[Suite]]) -> list[SuiteOutcome]:
+    """Suites made batch by batch (the same suites over a part of the rows each time), validated
+    as they come in one ephemeral context, each suite's outcomes merged over the batches: exact
+    for expectations that judge rows one by one, and only a batch's frames are held at once."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
         DataContextConfig,
@@ -92,24 +99,40 @@ def evaluate(suites: Sequence[Suite]) -> list[SuiteOutcome]:
         progress_bars=ProgressBarsConfig(globally=False)))
     frames = (context.data_sources.add_pandas("metadata").add_dataframe_asset("frame")
               .add_batch_definition_whole_dataframe("whole"))
-    outcomes = []
-    for suite in suites:
-        expectations = [getattr(gx.expectations, e.kind)(**e.arguments) for e in suite.expectations]
-        result = frames.get_batch(batch_parameters={"dataframe": suite.frame}).validate(
-            gx.ExpectationSuite(name=suite.name, expectations=expectations),
-            result_format=COUNTS_ONLY)
-        passed, failed, unexpected = [], [], 0
-        for expectation in result.results:
-            label = _label(expectation.expectation_config)
-            if expectation.success:
-                passed.append(label)
-            else:
-                failed.append(label)
-                # An expectation that raised has no count: its rows are not judged.
-                unexpected += int((expectation.result or {}).get("unexpected_count") or 0)
-        outcomes.append(SuiteOutcome(suite.name, len(suite.frame), tuple(passed), tuple(failed),
-                                     unexpected, suite.note))
-    return outcomes
+    outcomes: dict[str, list[SuiteOutcome]] = {}
+    for suites in batches:
+        for suite in suites:
+            expectations = [getattr(gx.expectations, e.kind)(**e.arguments)
+                            for e in suite.expectations]
+            result = frames.get_batch(batch_parameters={"dataframe": suite.frame}).validate(
+                gx.ExpectationSuite(name=suite.name, expectations=expectations),
+                result_format=COUNTS_ONLY)
+            outcomes.setdefault(suite.name, []).append(_outcome(suite, result))
+    return [_merged(parts) for parts in outcomes.values()]
+
+
+def _outcome(suite: Suite, result: Any) -> SuiteOutcome:
+    passed, failed, unexpected = [], [], 0
+    for expectation in result.results:
+        label = _label(expectation.expectation_config)
+        if expectation.success:
+            passed.append(label)
+        else:
+            failed.append(label)
+            # An expectation that raised has no count: its rows are not judged.
+            unexpected += int((expectation.result or {}).get("unexpected_count") or 0)
+    return SuiteOutcome(suite.name, len(suite.frame), tuple(passed), tuple(failed), unexpected,
+                        suite.note)
+
+
+def _merged(parts: Sequence[SuiteOutcome]) -> SuiteOutcome:
+    """One suite's outcomes over several batches: an expectation passes if it passed in each."""
+    failed = tuple(dict.fromkeys(label for part in parts for label in part.failed))
+    passed = tuple(label for label in dict.fromkeys(label for part in parts
+                                                    for label in part.passed)
+                   if label not in failed)
+    return SuiteOutcome(parts[0].name, sum(part.rows for part in parts), passed, failed,
+                        sum(part.unexpected_rows for part in parts), parts[0].note)
 
 
 def _label(config: Any) -> str:

@@ -41,14 +41,14 @@ def tag_number(tag: str) -> int:
     return int(tag[1:5] + tag[6:10], 16)
 
 
-def top_level_values(metadata: pd.DataFrame, keywords: Sequence[str]) -> pd.DataFrame:
-    """One row per file, a column per keyword: its value in the file meta or the dataset, missing
-    where the file lacks the element or holds it empty."""
+def top_level_values(metadata: pd.DataFrame, keywords: Sequence[str],
+                     files: Collection[str]) -> pd.DataFrame:
+    """One row per file of `files`, a column per keyword: its value in the file meta or the
+    dataset, missing where the file lacks the element or holds it empty."""
     top = metadata[(metadata["depth"] == 0) & metadata["keyword"].isin(keywords)]
     wide = (top.drop_duplicates(["file", "keyword"])
             .pivot(index="file", columns="keyword", values="value")
-            .reindex(index=pd.Index(metadata["file"].unique(), name="file"),
-                     columns=list(keywords))
+            .reindex(index=pd.Index(list(files), name="file"), columns=list(keywords))
             .astype(object))
     return wide.mask(wide.eq("")).reset_index()
 
