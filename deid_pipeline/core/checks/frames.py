@@ -9,6 +9,7 @@ expectation says "no output holds its own input's value".
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from collections.abc import Collection, Iterator, Mapping, Sequence
 
 import pandas as pd
@@ -68,11 +69,12 @@ def identity_form(text: str) -> str:
     return " ".join(sorted(set(WORD.findall(text.upper()))))
 
 
-def _forms_of_value(value: str) -> Iterator[str]:
+# Files share most of their values (codes, descriptions, sizes): their forms are found once.
+@lru_cache(maxsize=2**16)
+def _forms_of_value(value: str) -> tuple[str, ...]:
     """A value whole (each "="-separated group of a person name apart), then word by word."""
-    for group in value.split("="):
-        yield identity_form(group)
-    yield from set(WORD.findall(value.upper()))
+    return (*(identity_form(group) for group in value.split("=")),
+            *set(WORD.findall(value.upper())))
 
 
 def original_identity_keys(incoming: pd.DataFrame, outputs_of: Mapping[str, str]) -> set[str]:

@@ -86,9 +86,14 @@ def incoming_suites(metadata: pd.DataFrame, files: Collection[str]) -> list[Suit
 
 
 def deidentified_suites(incoming: pd.DataFrame, output: pd.DataFrame,
-                        outputs_of: Mapping[str, str], policy: Policy) -> list[Suite]:
+                        outputs_of: Mapping[str, str], policy: Policy,
+                        original_uids: Collection[str] | None = None) -> list[Suite]:
     """Over the metadata of the de-identified files (`output`) and of their inputs (`incoming`);
-    `outputs_of` maps an input's relative path to its output's."""
+    `outputs_of` maps an input's relative path to its output's. No output may hold a UID of
+    any input: `original_uids` are all of them where `incoming` holds only these inputs' rows
+    (by default the UIDs in `incoming`)."""
+    if original_uids is None:
+        original_uids = frames.uid_values(incoming)["value"]
     uids = frames.uid_values(output)
     replaced = frames.replaced_uids(uids, load_profile(), policy.options)
     identity = frames.output_identity_keys(output)
@@ -99,8 +104,7 @@ def deidentified_suites(incoming: pd.DataFrame, output: pd.DataFrame,
                                                 identity["identity_key"])),)),
         waived(Suite("uids_replaced", replaced,
                      (matches("value", GENERATED_UID),
-                      not_in_set("value", found(frames.uid_values(incoming)["value"],
-                                                replaced["value"])))),
+                      not_in_set("value", found(original_uids, replaced["value"])))),
                policy, "retain_uids"),
         waived(Suite("dates_shifted", dated,
                      (not_in_set("dated_element",
@@ -131,10 +135,13 @@ def deidentified_suite_batches(incoming: pd.DataFrame, outputs_of: Mapping[str, 
     with `read_outputs(output relpaths)` (for evaluate_batches: every expectation here judges rows
     one by one, so the batches add up to the whole); at least one batch, empty without outputs.
     `incoming` needs only its DEIDENTIFIED_SUITES_ROWS."""
+    original_uids = set(frames.uid_values(incoming)["value"])
     pairs = list(outputs_of.items())
     for start in range(0, max(len(pairs), 1), FILES_PER_BATCH):
         batch = dict(pairs[start:start + FILES_PER_BATCH])
-        yield deidentified_suites(incoming, read_outputs(list(batch.values())), batch, policy)
+        yield deidentified_suites(incoming[incoming["file"].isin(batch)],
+                                  read_outputs(list(batch.values())), batch, policy,
+                                  original_uids)
 
 
 def waived(suite: Suite, policy: Policy, option: str) -> Suite:
