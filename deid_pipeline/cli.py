@@ -32,14 +32,14 @@ class OneLineParser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def writable_folder(value: str) -> Path:
+def writable_folder(value: str, role: str = "output") -> Path:
     folder = Path(value)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UsageError(f"cannot create output folder {folder}: {exc.strerror}") from None
+        raise UsageError(f"cannot create {role} folder {folder}: {exc.strerror}") from None
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"output folder is not writable: {folder}")
+        raise UsageError(f"{role} folder is not writable: {folder}")
     return folder
 
 
@@ -47,6 +47,8 @@ def existing_folder(value: str) -> Path:
     folder = Path(value)
     if not folder.is_dir():
         raise UsageError(f"input folder not found: {folder}")
+    if not os.access(folder, os.R_OK | os.X_OK):
+        raise UsageError(f"input folder cannot be read (permission denied): {folder}")
     return folder
 
 
@@ -69,6 +71,12 @@ def partition_day(value: str) -> str:
 def positive_int(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise UsageError(f"not a positive whole number: {value}")
+    return int(value)
+
+
+def seed(value: str) -> int:
+    if not value.isdigit():
+        raise UsageError(f"not a seed (a whole number from 0): {value}")
     return int(value)
 
 
@@ -106,7 +114,7 @@ def cmd_deid(args: argparse.Namespace) -> int:
                                                        max_shift_days=policy.shift_max_days)
     except (PolicyError, MissingSecretError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    dst, work = writable_folder(args.dst), writable_folder(args.work)
+    dst, work = writable_folder(args.dst), writable_folder(args.work, role="work")
     redactor = None if args.no_pixels else PixelRedactor(zones=policy.pixels.zones)
     report = deidentify_tree(src, dst, work, TagEngine(policy, pseudonymizer), jobs=args.jobs,
                              redactor=redactor)
@@ -123,17 +131,24 @@ def existing_file(value: str) -> Path:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from deid_pipeline.core.validate.excel import write_workbook
-    from deid_pipeline.core.validate.midib import MidibValidator, scoring
+    from deid_pipeline.core.validate.midib import AnswerKeyError, MidibValidator, scoring
 
     answers, mappings = existing_file(args.answers), existing_folder(args.mappings)
     output = existing_folder(args.output)
-    writable_folder(str(Path(args.report).parent))
+    for written in filter(None, (args.report, args.results)):
+        if Path(written).is_dir():
+            raise UsageError(f"a folder where a file is to be written: {written}")
+        writable_folder(str(Path(written).parent), role="report")
     read_box = None
     if not args.no_pixels:
         from deid_pipeline.core.validate.box_reader import OcrBoxReader
 
         read_box = OcrBoxReader()
-    results = MidibValidator.from_files(answers, mappings, read_box).results(output)
+    try:
+        validator = MidibValidator.from_files(answers, mappings, read_box)
+    except AnswerKeyError as exc:
+        raise UsageError(str(exc)) from None
+    results = validator.results(output)
     write_workbook(results, Path(args.report))
     if args.results:
         results.to_parquet(args.results, index=False)
@@ -186,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth = commands.add_parser("synth", help="generate a synthetic MIDI-B-style DICOM corpus")
     synth.add_argument("out", help="folder to write the corpus into")
     synth.add_argument("--patients", type=positive_int, default=12)
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--seed", type=seed, default=0)
     synth.set_defaults(run=cmd_synth)
 
     deid = commands.add_parser("deid", help="de-identify every DICOM file under SRC into DST")
@@ -221,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--partition", type=partition_day, default=dt.date.today().isoformat())
     demo.add_argument("--patients", type=positive_int, default=4,
                       help="synthetic patients (4 give about 75 files; OCR costs ~1 s a file)")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=seed, default=0)
     demo.set_defaults(run=cmd_demo)
 
     transcode = commands.add_parser(

@@ -7,7 +7,14 @@ import pydicom
 import pytest
 
 from deid_pipeline.cli import EXIT_OK, EXIT_QUARANTINE, EXIT_USAGE, main
-from deid_pipeline_tests.dicom_factory import FIRST_PATIENT, FIRST_STUDY, write_two_patient_tree
+from deid_pipeline.core.quarantine import read_reason
+from deid_pipeline_tests.dicom_factory import (
+    FIRST_PATIENT,
+    FIRST_STUDY,
+    realistic_image,
+    write,
+    write_two_patient_tree,
+)
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 SECRET = "cli test secret, not for production"
@@ -51,6 +58,30 @@ def test_quarantine_exits_3_and_the_rest_of_the_batch_completes(secret, tree, tm
     assert code == EXIT_QUARANTINE
     assert "4 de-identified, 1 quarantined" in capsys.readouterr().out
     assert len(list((tmp_path / "work" / "quarantine").glob("*.reason.txt"))) == 1
+
+
+def test_a_folder_that_cannot_be_read_is_quarantined_not_passed_over(secret, tree, tmp_path,
+                                                                     deny_access, capsys):
+    write(realistic_image(sop_uid="1.2.826.0.1.3680043.9.7777.3.99"), tree / "closed" / "1.dcm")
+    deny_access(tree / "closed")
+
+    code = main(["deid", str(tree), str(tmp_path / "out"), "--work", str(tmp_path / "work"),
+                 "--jobs", "1"])
+
+    assert code == EXIT_QUARANTINE
+    assert "4 de-identified, 1 quarantined" in capsys.readouterr().out
+    (reason,) = (tmp_path / "work" / "quarantine").glob("*.reason.txt")
+    assert read_reason(reason) == ("closed", "folder cannot be read (permission denied)")
+
+
+def test_an_input_folder_that_cannot_be_read_is_a_usage_error(secret, tree, tmp_path,
+                                                              deny_access, capsys):
+    deny_access(tree)
+
+    code = main(["deid", str(tree), str(tmp_path / "out"), "--work", str(tmp_path / "work")])
+
+    assert code == EXIT_USAGE
+    assert "input folder cannot be read" in capsys.readouterr().err
 
 
 def test_a_user_policy_given_with_policy_is_applied(secret, tree, tmp_path):
@@ -107,6 +138,26 @@ def test_usage_errors_exit_2_with_one_line_and_no_traceback(secret, tree, tmp_pa
     assert captured.err.startswith("deid-pipeline: error: ") and message in captured.err
     assert "Traceback" not in captured.err + captured.out
     assert not out.exists() or not list(out.rglob("*.dcm"))
+
+
+@pytest.mark.parametrize(("command", "message"), [
+    (["synth", "{tmp}/corpus", "--seed", "-5"], "not a seed (a whole number from 0): -5"),
+    (["deid", "{tree}", "{tmp}/out", "--work", "{tmp}/notes.db"],
+     "cannot create work folder"),
+    (["validate", "{tree}", "--answers", "{tmp}/notes.db", "--mappings", "{tmp}",
+      "--report", "{tmp}/report.xlsx", "--no-pixels"], "not a MIDI-B answer key"),
+    (["validate", "{tree}", "--answers", "{tmp}/notes.db", "--mappings", "{tmp}",
+      "--report", "{tmp}", "--no-pixels"], "a folder where a file is to be written"),
+])
+def test_bad_values_of_other_commands_exit_2_with_the_reason(secret, tree, tmp_path, capsys,
+                                                             command, message):
+    (tmp_path / "notes.db").write_text("not SQLite\n")
+
+    code = main([part.format(tmp=tmp_path, tree=tree) for part in command])
+
+    assert code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
 
 
 def test_the_command_in_its_own_process_quarantines_and_leaves_inputs_unchanged(tree, tmp_path):

@@ -63,7 +63,8 @@ def refusal_of(path: Path, real_root: Path) -> str | None:
     """Why `path` must not be read, or None. The drop folder is what a site handed over: a
     symbolic link out of it would feed the pipeline (and its quarantine) someone else's file, a
     folder link is not followed (links can loop), and a dangling link or a file without read
-    permission has nothing to read."""
+    permission has nothing to read; nor has a folder that may not be listed or entered (its
+    files would otherwise be neither de-identified nor quarantined, without a trace)."""
     if path.is_symlink():
         try:
             target = path.resolve(strict=True)
@@ -75,6 +76,10 @@ def refusal_of(path: Path, real_root: Path) -> str | None:
             return "symbolic link leading outside the input folder"
         if target.is_dir():
             return "symbolic link to a folder (not followed)"
+    if path.is_dir():
+        if not os.access(path, os.R_OK | os.X_OK):
+            return "folder cannot be read (permission denied)"
+        return None
     if not os.access(path, os.R_OK):
         return "cannot be read (permission denied)"
     return None
@@ -91,8 +96,8 @@ def discover(root: Path) -> Iterator[SourceFile]:
 
     Hidden files and folders (names starting with a dot) are skipped: they are partial uploads,
     sync tool temporaries or OS bookkeeping, never finished studies. So are FIFOs, sockets and
-    devices: opening a FIFO blocks until someone writes to it. Links and unreadable files are
-    listed with their refusal and never opened.
+    devices: opening a FIFO blocks until someone writes to it. Links, unreadable files and
+    folders that cannot be read are listed with their refusal and never opened.
     """
     root = Path(root)
     real_root = root.resolve()
@@ -101,8 +106,10 @@ def discover(root: Path) -> Iterator[SourceFile]:
         visible = sorted(d for d in dirnames if not d.startswith("."))
         # os.walk lists a link to a folder among the folders, and does not enter it.
         folder_links = [d for d in visible if (folder / d).is_symlink()]
-        dirnames[:] = [d for d in visible if d not in folder_links]
-        for name in sorted(filenames + folder_links):
+        closed = [d for d in visible if d not in folder_links
+                  and refusal_of(folder / d, real_root) is not None]
+        dirnames[:] = [d for d in visible if d not in folder_links and d not in closed]
+        for name in sorted(filenames + folder_links + closed):
             if name.startswith("."):
                 continue
             path = folder / name

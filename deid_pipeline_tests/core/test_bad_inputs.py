@@ -95,3 +95,15 @@ def test_a_reason_file_is_one_line_whatever_the_name_and_only_the_owner_reads_it
     assert stat.S_IMODE(quarantine.stat().st_mode) == 0o700
     for path in quarantine.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_folder_that_cannot_be_read_is_refused_and_not_entered(tmp_path, deny_access):
+    write(ct_with_nested_and_private(), tmp_path / "open" / "1.dcm")
+    write(ct_with_nested_and_private(), tmp_path / "closed" / "2.dcm")
+    deny_access(tmp_path / "closed")
+
+    found = {source.relpath: source for source in discover(tmp_path)}
+
+    assert sorted(found) == ["closed", "open/1.dcm"]
+    assert found["closed"].refusal == "folder cannot be read (permission denied)"
+    assert found["closed"].kind is FileKind.UNKNOWN and found["open/1.dcm"].refusal is None

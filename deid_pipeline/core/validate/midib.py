@@ -63,11 +63,19 @@ class AnswerCheck:
     action_text: str
 
 
+class AnswerKeyError(ValueError):
+    """The file is not a MIDI-B answer key."""
+
+
 def load_answer_key(path: Path) -> list[AnswerCheck]:
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        rows = db.execute(
-            "SELECT SOPInstanceUID, StudyInstanceUID, SeriesInstanceUID, Modality, SOPClassUID,"
-            " PatientID, AnswerData FROM answer_data").fetchall()
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            rows = db.execute(
+                "SELECT SOPInstanceUID, StudyInstanceUID, SeriesInstanceUID, Modality,"
+                " SOPClassUID, PatientID, AnswerData FROM answer_data").fetchall()
+    except sqlite3.DatabaseError:  # not SQLite, or without the answer_data table
+        raise AnswerKeyError(f"not a MIDI-B answer key (SQLite with an answer_data table): "
+                             f"{path}") from None
     checks = []
     for sop, study, series, modality, sop_class, patient, answer_data in rows:
         for entry in json.loads(answer_data or "{}").values():
