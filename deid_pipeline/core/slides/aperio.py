@@ -1,9 +1,10 @@
 """The structure of an Aperio SVS file: which page is which, and its ImageDescription's keys.
 
 An SVS file is a tiled, pyramidal TIFF. The tiled pages are the pyramid levels, level 0 first;
-the stripped page right after level 0 is the thumbnail; stripped pages after the levels are
-associated images named by the first word of their description's second line (`label`, `macro`).
-This is how OpenSlide reads them, so both sides of a de-identification agree on what a page is.
+stripped pages are associated images named by the first word of their description's second line
+(`label`, `macro`), and the stripped page right after level 0, unless so named, is the thumbnail.
+OpenSlide takes that page for the thumbnail whatever its name: a slide scanned without one has
+its label there, which must not pass for a thumbnail (and be copied).
 
 The file is read with core.slides.tiff_directory: directories as entries, tile tables as numpy
 arrays a part at a time, so that what a slide takes in memory does not grow with its tiles.
@@ -12,6 +13,7 @@ arrays a part at a time, so that what a slide takes in memory does not grow with
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,6 +47,33 @@ PIXEL_TAGS = frozenset({
     347,  # JPEGTables
     530, 532,  # YCbCrSubSampling, ReferenceBlackWhite
 })
+
+
+# The words of an ImageDescription's header (before its first "|") that say how the image is
+# stored: software and version, sizes, regions, tile size, compression and quality. A scanner or
+# a site may write anything there; every other word is dropped.
+HEADER_WORD = re.compile(r"""(?:
+    Aperio | Image | Library | Leica | Biosystems | label | macro
+    | v[0-9][0-9A-Za-z._-]* | vFS[0-9]+                    # a version
+    | \[?[0-9]+,[0-9]+ | [0-9]+x[0-9]+\]? | \([0-9]+x[0-9]+\)  # sizes, regions, tiles
+    | -> | -
+    | (?:JPEG|J2K|JP2K|LZW|RAW|NONE)/(?:RGB|YUV16|YCbCr|YCBCR|KDU)
+    | [QR]=[0-9]+
+)[;]?""", re.VERBOSE)
+
+
+def technical_header(header: str) -> tuple[str, int]:
+    """The header with only its HEADER_WORDs, line by line, and how many words went."""
+    lines, dropped = [], 0
+    for line in re.split(r"(\r?\n)", header):
+        if line in ("\n", "\r\n"):
+            lines.append(line)
+            continue
+        words = line.split()
+        kept = [word for word in words if HEADER_WORD.fullmatch(word)]
+        dropped += len(words) - len(kept)
+        lines.append(" ".join(kept) + (" " if kept and line.endswith(" ") else ""))
+    return "".join(lines), dropped
 
 
 class SlideError(Exception):
@@ -120,11 +149,12 @@ def tile_sizes_digest(page: TiffPage) -> str:
 def page_kind(index: int, page: TiffPage) -> PageKind:
     if page.is_tiled:
         return PageKind.LEVEL
-    if index == 1:
-        return PageKind.THUMBNAIL
     lines = page.description.splitlines()
     name = lines[1].split(maxsplit=1)[0] if len(lines) > 1 and lines[1].strip() else ""
-    return {"label": PageKind.LABEL, "macro": PageKind.MACRO}.get(name, PageKind.OTHER)
+    named = {"label": PageKind.LABEL, "macro": PageKind.MACRO}.get(name)
+    if named is None and index == 1:
+        return PageKind.THUMBNAIL
+    return named or PageKind.OTHER
 
 
 @contextmanager

@@ -14,6 +14,8 @@ What changes:
   get) or go when no patient is linked, scientific keys stay, every other key goes.
 * TIFF tags: only those that describe the pixels and those the policy keeps are written;
   DateTime, Artist, HostComputer, Software, DocumentName and the rest are not.
+* The header of each ImageDescription (before its first "|") keeps only the words that say how
+  the image is stored (aperio.technical_header): free text there is dropped.
 * The macro and any unnamed associated image are dropped; the label is dropped or replaced by a
   generated label that shows only pseudonyms.
 * Comments and application segments in the headers of JPEG and JPEG 2000 tiles are blanked
@@ -48,6 +50,7 @@ from deid_pipeline.core.slides.aperio import (
     PageKind,
     SlideError,
     open_aperio,
+    technical_header,
     tile_sizes_digest,
 )
 from deid_pipeline.core.slides.page_copy import copied_tag, copy_page, pixel_tags
@@ -186,7 +189,11 @@ def _rewrite_description(text: str, settings: SlideSettings, link: _Link | None,
                     else "policy slides.patient_key, no patient link" if folded == patient_key
                     else "not in slides.keep_keys")
         audit.append(AuditRow(where, DESCRIPTION, key, action, rule))
-    return Description(description.header, tuple(fields)).text()
+    header, dropped = technical_header(description.header)
+    if dropped:
+        audit.append(AuditRow(where, DESCRIPTION, "header", "clean",
+                              "words that do not describe the image"))
+    return Description(header, tuple(fields)).text()
 
 
 def _shift_aperio_date(value: str, link: _Link) -> str | None:
@@ -231,7 +238,7 @@ def _write_pseudonym_label(output: TiffOutput, label: TiffPage, lines: list[str]
 
     height, width = label.shape[:2]
     image = render_label(lines, width=width, height=height)
-    software = label.description.splitlines()[0]
+    software, _ = technical_header(label.description.splitlines()[0])
     with tempfile.NamedTemporaryFile(suffix=".tif") as scratch:
         tifffile.imwrite(scratch, image, photometric="rgb", compression="lzw",
                          subfiletype=label.subfiletype, byteorder=output.byteorder,

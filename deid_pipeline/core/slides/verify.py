@@ -23,6 +23,7 @@ from deid_pipeline.core.slides.aperio import (
     Description,
     PageKind,
     page_kind,
+    technical_header,
     tile_sizes_digest,
 )
 from deid_pipeline.core.slides.tiff_directory import ASCII, TiffFormatError, TiffReader
@@ -33,6 +34,7 @@ REGION_SIDE = 512
 REGION_PLACES = ((0.0, 0.0), (1.0, 1.0), (0.5, 0.5), (0.31, 0.73))
 # Shorter identifying values (a rack or slot number) turn up in any text by chance.
 MIN_SEARCHED_LENGTH = 4
+DESCRIPTION_TAG = 270
 
 # level, (x, y) in the level, the same at level 0 (where OpenSlide reads it), size
 Region = tuple[int, tuple[int, int], tuple[int, int], tuple[int, int]]
@@ -61,7 +63,8 @@ def verify_slide(original: Path, output: Path, settings: SlideSettings,
     if result is None:
         return ["the output does not open in OpenSlide"]
     problems = [*_pyramid_problems(source, result),
-                *_associated_image_problems(source, result, label_mode),
+                *_associated_image_problems(source, result, label_mode,
+                                            _has_thumbnail(Path(original))),
                 *_property_problems(source, result, settings)]
     return problems + list(_tiff_problems(Path(original), Path(output), settings))
 
@@ -119,8 +122,19 @@ def _pyramid_problems(source: _View, result: _View) -> list[str]:
     return problems
 
 
-def _associated_image_problems(source: _View, result: _View, label_mode: str) -> list[str]:
-    expected = {"thumbnail"} & source.associated
+def _has_thumbnail(original: Path) -> bool:
+    """Whether the original has a thumbnail page: OpenSlide calls a label in its place one too."""
+    try:
+        with TiffReader(original) as tiff:
+            return any(page_kind(index, page) is PageKind.THUMBNAIL
+                       for index, page in enumerate(tiff.pages))
+    except (TiffFormatError, OSError):
+        return False
+
+
+def _associated_image_problems(source: _View, result: _View, label_mode: str,
+                               has_thumbnail: bool) -> list[str]:
+    expected = {"thumbnail"} & source.associated if has_thumbnail else set()
     if label_mode == "pseudonym" and "label" in source.associated:
         expected.add("label")
     problems = [f"associated image {name} left" for name in sorted(result.associated)
@@ -168,6 +182,10 @@ def _tiff_problems(original: Path, output: Path, settings: SlideSettings) -> Ite
                     if tag.code not in allowed:
                         yield f"page {index}: TIFF tag {tag.name} left"
                     if tag.dtype == ASCII and isinstance(value := tag.value, str):
+                        if tag.code == DESCRIPTION_TAG and \
+                                technical_header(Description.parse(value).header)[1]:
+                            yield f"page {index}: words in the {tag.name} header that do not " \
+                                  "describe the image"
                         text = value.casefold()
                         for key in sorted({key for key, value in identifying if value in text}):
                             yield f"page {index}: the original {key} is in {tag.name}"

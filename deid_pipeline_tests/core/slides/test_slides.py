@@ -357,3 +357,88 @@ def test_a_bad_slides_section_is_rejected_with_its_line(text, message, tmp_path)
     site.write_text(text)
     with pytest.raises(PolicyError, match=rf"site\.yaml:\d+: .*{re.escape(message)}"):
         load_policy([site])
+
+
+# -- odd layouts and free text -------------------------------------------------------------------
+
+SOFTWARE = "Aperio Image Library v12.0.15"
+
+
+def small_slide(path: Path, *, header_text: str = "", label_second: bool = False,
+                label_software: str = SOFTWARE) -> Path:
+    """Two tiled levels and a label: after the levels, or right after level 0 where a
+    thumbnail belongs (a slide scanned without one)."""
+    rows, columns = np.mgrid[0:384, 0:512]
+    pixels = np.stack([rows % 256, columns % 256, (rows + columns) % 256], -1).astype(np.uint8)
+    label = np.full((48, 64, 3), 230, np.uint8)
+    label[10:30, 8:56] = 0  # a barcode, say
+    fields = "|AppMag = 40|MPP = 0.25|Filename = DOE JOHN"
+    header = f"{SOFTWARE} {header_text}".rstrip() + " \r\n512x384 [0,0 512x384] (256x256)"
+
+    def write_label(writer):
+        writer.write(label, compression="lzw", photometric="rgb", subfiletype=1, metadata=None,
+                     description=f"{label_software}\r\nlabel 64x48")
+
+    with tifffile.TiffWriter(path) as writer:
+        writer.write(pixels, tile=(256, 256), compression="jpeg", photometric="rgb",
+                     metadata=None, description=f"{header} JPEG/RGB Q=70{fields}")
+        if label_second:
+            write_label(writer)
+        writer.write(pixels[::2, ::2].copy(), tile=(256, 256), compression="jpeg",
+                     photometric="rgb", metadata=None,
+                     description=f"{header} -> 256x192 JPEG/RGB Q=70{fields}")
+        if not label_second:
+            write_label(writer)
+    return path
+
+
+def test_a_label_where_the_thumbnail_belongs_is_dropped_not_copied(settings, pseudonymizer,
+                                                                   tmp_path):
+    source = small_slide(tmp_path / "no_thumbnail.svs", label_second=True)
+    with openslide.OpenSlide(source) as before:  # OpenSlide calls the label a thumbnail
+        assert set(before.associated_images) == {"thumbnail"}
+
+    result = deidentify_slide(source, tmp_path / "out", settings, pseudonymizer)
+
+    with openslide.OpenSlide(result.output) as after:
+        assert set(after.associated_images) == set()
+        assert after.level_dimensions == ((512, 384), (256, 192))
+    assert ("label", "delete") in {(row.keyword, row.action) for row in result.audit
+                                   if row.tag == "page"}
+
+
+def test_free_text_in_a_description_header_is_dropped(settings, pseudonymizer, tmp_path):
+    source = small_slide(tmp_path / "header.svs",
+                         header_text="Patient DOE^JOHN MRN PHIMRN555 DOB 02/03/61")
+
+    result = deidentify_slide(source, tmp_path / "out", settings, pseudonymizer)
+
+    with tifffile.TiffFile(result.output) as tiff:
+        descriptions = [page.description for page in tiff.pages]
+    assert all("DOE" not in text and "PHIMRN555" not in text and "02/03/61" not in text
+               for text in descriptions)
+    assert descriptions[0].startswith(f"{SOFTWARE} \r\n512x384 [0,0 512x384] (256x256) "
+                                      "JPEG/RGB Q=70|AppMag = 40|MPP = 0.25")
+    assert ("header", "clean") in {(row.keyword, row.action) for row in result.audit}
+    with openslide.OpenSlide(result.output) as slide:
+        assert slide.properties[openslide.PROPERTY_NAME_VENDOR] == "aperio"
+
+
+def test_the_pseudonym_label_keeps_no_free_text_of_the_original_label(settings, pseudonymizer,
+                                                                      tmp_path):
+    source = small_slide(tmp_path / "label.svs", label_software=f"{SOFTWARE} DOE^JOHN")
+
+    result = deidentify_slide(source, tmp_path / "out", settings, pseudonymizer,
+                              label_mode="pseudonym")
+
+    with tifffile.TiffFile(result.output) as tiff:
+        assert all("DOE" not in page.description for page in tiff.pages)
+    with openslide.OpenSlide(result.output) as slide:
+        assert "label" in slide.associated_images
+
+
+def test_verification_fails_an_output_with_free_text_in_a_header(settings, tmp_path):
+    source = small_slide(tmp_path / "header.svs", header_text="Patient DOE^JOHN")
+
+    assert "page 0: words in the ImageDescription header that do not describe the image" in \
+        verify_slide(source, source, settings)
