@@ -146,6 +146,7 @@ def _rewrite(slide: AperioFile, tmp: Path, settings: SlideSettings, link: _Link 
     source = slide.tiff.fd
     with open(tmp, "r+b") as out:
         output = TiffOutput(out, bigtiff=bigtiff, byteorder=slide.tiff.byteorder)
+        labels = []
         for index, (page, kind) in enumerate(slide.pages):
             where = f"page[{index}]"
             if kind in (PageKind.LEVEL, PageKind.THUMBNAIL):
@@ -154,13 +155,17 @@ def _rewrite(slide: AperioFile, tmp: Path, settings: SlideSettings, link: _Link 
                     *pixel_tags(source, page), _ascii_tag(DESCRIPTION_TAG, description),
                     *_kept_tags(source, page, settings, where, audit)])
             elif kind is PageKind.LABEL and label_mode == "pseudonym":
-                _write_pseudonym_label(output, page, label_lines)
+                labels.append(page)
                 audit.append(AuditRow(where, "page", kind.value, "replaceWithPseudonymLabel",
                                       "policy slides.label pseudonym"))
             else:
                 rule = ("policy slides.label drop" if kind is PageKind.LABEL
                         else f"{kind.value} image")
                 audit.append(AuditRow(where, "page", kind.value, "delete", rule))
+        # After the levels, where OpenSlide looks for a label: one scanned without a thumbnail
+        # sits in the thumbnail's place, where it would be shown as the thumbnail.
+        for page in labels:
+            _write_pseudonym_label(output, page, label_lines)
 
 
 def _rewrite_description(text: str, settings: SlideSettings, link: _Link | None, where: str,

@@ -64,7 +64,7 @@ def verify_slide(original: Path, output: Path, settings: SlideSettings,
         return ["the output does not open in OpenSlide"]
     problems = [*_pyramid_problems(source, result),
                 *_associated_image_problems(source, result, label_mode,
-                                            _has_thumbnail(Path(original))),
+                                            _page_kinds(Path(original))),
                 *_property_problems(source, result, settings)]
     return problems + list(_tiff_problems(Path(original), Path(output), settings))
 
@@ -122,20 +122,20 @@ def _pyramid_problems(source: _View, result: _View) -> list[str]:
     return problems
 
 
-def _has_thumbnail(original: Path) -> bool:
-    """Whether the original has a thumbnail page: OpenSlide calls a label in its place one too."""
+def _page_kinds(original: Path) -> set[PageKind]:
+    """The kinds of the original's pages, as the de-identifier tells them: OpenSlide calls a
+    label in the thumbnail's place a thumbnail."""
     try:
         with TiffReader(original) as tiff:
-            return any(page_kind(index, page) is PageKind.THUMBNAIL
-                       for index, page in enumerate(tiff.pages))
+            return {page_kind(index, page) for index, page in enumerate(tiff.pages)}
     except (TiffFormatError, OSError):
-        return False
+        return set()
 
 
 def _associated_image_problems(source: _View, result: _View, label_mode: str,
-                               has_thumbnail: bool) -> list[str]:
-    expected = {"thumbnail"} & source.associated if has_thumbnail else set()
-    if label_mode == "pseudonym" and "label" in source.associated:
+                               kinds: set[PageKind]) -> list[str]:
+    expected = {"thumbnail"} & source.associated if PageKind.THUMBNAIL in kinds else set()
+    if label_mode == "pseudonym" and PageKind.LABEL in kinds:
         expected.add("label")
     problems = [f"associated image {name} left" for name in sorted(result.associated)
                 if name not in expected]

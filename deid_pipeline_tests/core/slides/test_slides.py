@@ -392,19 +392,25 @@ def small_slide(path: Path, *, header_text: str = "", label_second: bool = False
     return path
 
 
-def test_a_label_where_the_thumbnail_belongs_is_dropped_not_copied(settings, pseudonymizer,
-                                                                   tmp_path):
+@pytest.mark.parametrize(("label_mode", "associated", "action"), [
+    ("drop", set(), "delete"), ("pseudonym", {"label"}, "replaceWithPseudonymLabel")])
+def test_a_label_where_the_thumbnail_belongs_is_never_copied(settings, pseudonymizer, tmp_path,
+                                                             label_mode, associated, action):
     source = small_slide(tmp_path / "no_thumbnail.svs", label_second=True)
     with openslide.OpenSlide(source) as before:  # OpenSlide calls the label a thumbnail
         assert set(before.associated_images) == {"thumbnail"}
+        original_label = before.associated_images["thumbnail"].tobytes()
 
-    result = deidentify_slide(source, tmp_path / "out", settings, pseudonymizer)
+    result = deidentify_slide(source, tmp_path / "out", settings, pseudonymizer,
+                              label_mode=label_mode)
 
     with openslide.OpenSlide(result.output) as after:
-        assert set(after.associated_images) == set()
+        assert set(after.associated_images) == associated
         assert after.level_dimensions == ((512, 384), (256, 192))
-    assert ("label", "delete") in {(row.keyword, row.action) for row in result.audit
-                                   if row.tag == "page"}
+        assert all(image.tobytes() != original_label
+                   for image in after.associated_images.values())
+    assert ("label", action) in {(row.keyword, row.action) for row in result.audit
+                                 if row.tag == "page"}
 
 
 def test_free_text_in_a_description_header_is_dropped(settings, pseudonymizer, tmp_path):
