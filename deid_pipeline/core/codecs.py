@@ -11,13 +11,16 @@ Photometric rule: colour is written as given (RGB or YBR_FULL) except where the 
 it. JPEG Baseline codes colour as YCbCr with 4:2:2 chroma subsampling (YBR_FULL_422); JPEG 2000
 and HTJ2K apply the multi-component transform to RGB (YBR_RCT when reversible, YBR_ICT when
 irreversible), the usual way to get good colour compression, and keep YBR_FULL as it is.
-Compressed syntaxes always write Planar Configuration 0; native syntaxes keep the dataset's value.
+Compressed syntaxes write Planar Configuration 0, but RLE 1 (its segments are colour planes);
+native syntaxes keep the dataset's value.
 A writer that must keep an input's own interpretation can ask for one of the alternatives
 `coded_photometrics` lists instead: YBR_FULL (4:4:4) or RGB (no colour transform) for JPEG
 Baseline, RGB (no multi-component transform) for JPEG 2000 and HTJ2K.
 
 HTJ2K codestreams declare the container precision (8 or 16 bits) rather than Bits Stored, since
-imagecodecs takes the precision from the array dtype; pydicom decodes them exactly.
+imagecodecs takes the precision from the array dtype; pydicom decodes the lossless ones exactly.
+Lossy HTJ2K is refused for samples that do not fill their container (12 bits in 16): its
+overshoot would decode beyond Bits Stored.
 """
 
 from __future__ import annotations
@@ -134,6 +137,10 @@ def encodable(ds: Dataset, transfer_syntax: str) -> str | None:
     if transfer_syntax == uid.JPEGBaseline8Bit:
         if bits_allocated != 8 or bits_stored != 8 or signed:
             return "JPEG Baseline holds 8-bit unsigned samples only"
+    if transfer_syntax == uid.HTJ2K and bits_stored != bits_allocated:
+        # The codestream declares the container's precision (see above): lossy ringing would
+        # decode beyond Bits Stored, which a reader that masks to High Bit wraps round.
+        return f"{name} holds samples that fill Bits Allocated only"
     lossless_jpeg_or_rle = transfer_syntax in (uid.JPEGLosslessSV1, uid.RLELossless)
     if lossless_jpeg_or_rle and bits_stored <= 8 < bits_allocated:
         # pydicom encodes such samples in one byte but decodes them expecting two.
@@ -196,7 +203,9 @@ def encode_pixels(
         codestreams = _encode_frames(ds, frames, transfer_syntax, coded)
         ds.PhotometricInterpretation = coded
         if ds.SamplesPerPixel == 3:
-            ds.PlanarConfiguration = 0
+            # RLE codes each colour plane as a segment of its own: colour-by-plane (PS3.5 G.2,
+            # its note); the other codestreams carry their own layout, declared 0.
+            ds.PlanarConfiguration = 1 if transfer_syntax == uid.RLELossless else 0
         ds.PixelData = encapsulate(codestreams)
         ds["PixelData"].VR = VR.OB
         ds["PixelData"].is_undefined_length = True

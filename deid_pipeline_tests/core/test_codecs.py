@@ -70,6 +70,7 @@ REFUSED = {
     (uid.JPEGLSNearLossless, "palette-u8"),
     (uid.JPEG2000, "palette-u8"),
     (uid.HTJ2K, "palette-u8"),
+    (uid.HTJ2K, "mono2-s12"),  # lossy overshoot would decode beyond Bits Stored
 }
 
 
@@ -271,7 +272,7 @@ def test_native_keeps_planar_configuration_and_compressed_sets_zero() -> None:
     assert read.PlanarConfiguration == 1
     np.testing.assert_array_equal(read.pixel_array, pixels)
 
-    encode_pixels(ds, pixels, uid.RLELossless)
+    encode_pixels(ds, pixels, uid.JPEGLSLossless)
     read = write_and_read(ds)
     assert read.PlanarConfiguration == 0
     np.testing.assert_array_equal(read.pixel_array, pixels)
@@ -309,3 +310,11 @@ def test_htj2k_rpcl_codestream_meets_the_transfer_syntax() -> None:
     assert decompositions == 7
     assert b"\xff\x55" in main_header  # TLM
     np.testing.assert_array_equal(write_and_read(ds).pixel_array, pixels)
+
+
+@pytest.mark.parametrize("transfer_syntax", SYNTAXES, ids=lambda s: uid.UID(s).keyword)
+def test_colour_is_declared_by_plane_in_rle_and_by_pixel_in_other_codestreams(
+        transfer_syntax: str) -> None:
+    read = assert_round_trip(DESCRIPTIONS["rgb-u8"], transfer_syntax)
+    if transfer_syntax not in NATIVE:
+        assert read.PlanarConfiguration == (1 if transfer_syntax == uid.RLELossless else 0)

@@ -278,6 +278,9 @@ def test_fallback_rule_jpeg_baseline_for_16_bit_ct(tmp_path: Path) -> None:
         (DESCRIPTIONS["mono2-s12"], uid.JPEGLSNearLossless, uid.JPEGLSLossless),
         # Lossy syntaxes refuse palette indices; the family's lossless syntax takes them.
         (DESCRIPTIONS["palette-u8"], uid.HTJ2K, uid.HTJ2KLossless),
+        # Lossy HTJ2K refuses 12 bits in 16 (its codestream declares 16: overshoot would
+        # decode beyond Bits Stored); its lossless form is exact.
+        (DESCRIPTIONS["mono2-s12"], uid.HTJ2K, uid.HTJ2KLossless),
         (DESCRIPTIONS["palette-u8"], uid.JPEGBaseline8Bit, uid.JPEGLosslessSV1),
         # RLE and the JPEG family stop at 16 bits; JPEG 2000 Lossless holds up to 24.
         (PixelDescription("MONOCHROME2", 32, 20), uid.RLELossless, uid.JPEG2000Lossless),
