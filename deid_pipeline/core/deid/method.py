@@ -13,6 +13,9 @@ from deid_pipeline.core.policy.annex_e import CLEAN_PIXEL_DATA_CODE, OPTION_CODE
 BASIC_PROFILE_CODE = ("113100", "Basic Application Confidentiality Profile")
 METHOD_NAME = "deid_pipeline PS3.15 Annex E"
 IMPLEMENTATION_VERSION_NAME = "DEID_PIPELINE_01"
+# The 128-byte preamble before "DICM" is the application's to use (PS3.10 7.1): it can hold
+# anything, a name included, and no DICOM reader needs it. De-identified files get zeros.
+EMPTY_PREAMBLE = bytes(128)
 # File meta elements that describe the sending system, not the image.
 SENDER_META = ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
                "ReceivingApplicationEntityTitle", "PrivateInformationCreatorUID",
@@ -56,6 +59,8 @@ def record_pixels_cleaned(ds: Dataset) -> None:
 
 
 def rewrite_file_meta(ds: Dataset, new_sop_instance_uid: str | None) -> None:
+    """The file meta of the de-identified file, and an empty preamble."""
+    ds.preamble = EMPTY_PREAMBLE
     meta = ds.file_meta
     meta.MediaStorageSOPInstanceUID = new_sop_instance_uid or str(ds.SOPInstanceUID)
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID

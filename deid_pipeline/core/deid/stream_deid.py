@@ -138,7 +138,7 @@ def deidentify_stream(data: bytes, engine: TagEngine) -> StreamOutcome:
     tags = sorted(out)
     if tags[-1] > PIXEL_DATA:
         raise NotPlain
-    start = stream.preamble + b"DICM" + meta
+    start = method.EMPTY_PREAMBLE + b"DICM" + meta
     implicit = stream.implicit
     encoded = [(tag, element_bytes(out[tag], implicit)) for tag in tags if tag != PIXEL_DATA]
     head = b"".join([data for _, data in encoded])

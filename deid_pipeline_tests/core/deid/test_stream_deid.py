@@ -158,3 +158,14 @@ def test_a_value_the_policy_keeps_is_caught_by_the_leak_gate_on_the_stream_path(
     assert (report.written, report.quarantined) == (0, 1)
     assert "place or contact in (0008,0080)" in next(iter(report.reasons))
     assert not list((tmp_path / "out").rglob("*.dcm"))
+
+
+def test_a_preamble_holding_a_name_comes_out_empty_on_both_paths(engine, tmp_path):
+    ds = realistic_image()
+    ds.preamble = f"{Patient().name} {Patient().patient_id}".encode().ljust(128, b" ")
+    source = write(ds, tmp_path / "named_preamble.dcm")
+    assert source.read_bytes()[:len(Patient().name)] == Patient().name.encode()
+
+    assert_as_the_pydicom_path(source, engine, tmp_path)  # the same bytes either way
+    plain = deidentify_stream(source.read_bytes(), engine)
+    assert b"".join(plain.parts)[:132] == bytes(128) + b"DICM"
