@@ -22,6 +22,9 @@ from deid_pipeline.core.deid.identifiers import IdentifyingValues
 # Shorter Latin name parts ("LI", "NG") occur inside ordinary words and codes too often to judge.
 MIN_NAME_PART = 3
 MIN_ID = 4
+# A name part or ID this long (with a letter: not a number, which long digit runs hold by
+# chance) is found inside longer words too.
+GLUED_MIN = 8
 # Dates in date-valued elements are the policy's business (shifted, or kept by a retain-dates
 # option); the gate looks for dates where they do not belong: in text.
 DATE_VRS = frozenset({"DA", "DT", "TM"})
@@ -33,11 +36,20 @@ def _ideographic(part: str) -> bool:
 
 
 def _pattern(phrases: set[str]) -> re.Pattern[str] | None:
+    """Phrases as whole words; those of GLUED_MIN characters or more with a letter also inside
+    longer words ("QUIMBLEFORTHZARA-CT", "XENOPHON2"): that long a name or ID is no chance
+    part of another word, and pasted onto one it is still there."""
     phrases = {p for p in phrases if p}
     if not phrases:
         return None
-    alternatives = "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True))
-    return re.compile(rf"(?<![A-Z0-9])(?:{alternatives})(?![A-Z0-9])")
+    glued = {p for p in phrases if len(p) >= GLUED_MIN and any(c.isalpha() for c in p)}
+    alternatives = [rf"(?<![A-Z0-9])(?:{_alternation(phrases - glued)})(?![A-Z0-9])"
+                    if phrases - glued else "", _alternation(glued)]
+    return re.compile("|".join(a for a in alternatives if a))
+
+
+def _alternation(phrases: set[str]) -> str:
+    return "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True))
 
 
 class LeakGate:

@@ -43,3 +43,22 @@ def test_the_screen_clears_bytes_without_any_value_and_flags_any_that_has_one():
     assert gate.may_leak("note: Müller".encode(), "ISO_IR 192")
     assert gate.may_leak(b"id mrn12345 ", None)
     assert gate.may_leak(None)  # a deflated data set: only the element-wise reading can judge
+
+
+@pytest.mark.parametrize(("kept_value", "caught"), [
+    ("QuimbleforthZara-CT", True),  # a long name part pasted onto other letters
+    ("XENOPHON2", True),
+    ("QUIMBLEFORTHS follow-up", True),
+    ("ZQ998877X", True),  # a long ID with letters
+    ("ZARAH", False),  # a short part inside a longer word: chance
+    ("CT 1998877123", False),  # an all-digit ID inside a longer number: chance
+])
+def test_long_names_and_ids_are_found_inside_longer_words(kept_value, caught):
+    gate = LeakGate(IdentifyingValues(name_parts={"QUIMBLEFORTH", "XENOPHON", "ZARA"},
+                                      ids={"ZQ998877", "998877"}))
+    ds = realistic_image()
+    ds.ManufacturerModelName = kept_value
+
+    found = gate.findings(ds, "out.dcm")
+
+    assert any("(0008,1090)" in finding for finding in found) is caught
