@@ -1,6 +1,7 @@
 """Clean free text span by span: PHI out, clinical words kept.
 
-Spans come from the file's own identifying values (exact, case-insensitive, on word boundaries)
+Spans come from the file's own identifying values (exact, case-insensitive, on word boundaries;
+long ones inside words too)
 and from patterns that catch PHI the header does not hold (dates, phones, e-mail, ID-like tokens,
 street addresses). An optional NER model adds spans through `extra_spans`.
 """
@@ -13,7 +14,7 @@ from collections.abc import Callable, Collection, Iterable
 
 from faker.providers.person.en_US import Provider as UsNames
 
-from deid_pipeline.core.deid.identifiers import MONTHS, IdentifyingValues
+from deid_pipeline.core.deid.identifiers import MONTHS, IdentifyingValues, found_inside_words
 
 Span = tuple[int, int]
 SpanFinder = Callable[[str], Iterable[Span]]
@@ -61,7 +62,9 @@ def known_phrases(known: IdentifyingValues) -> set[str]:
 
 
 def literal_spans(text: str, phrases: Iterable[str]) -> list[Span]:
-    """Every place a phrase occurs in `text` as a whole word, case-insensitively. Plain string
+    """Every place a phrase occurs in `text` as a whole word, case-insensitively; a long one
+    (found_inside_words) also inside a longer word, which then goes whole ("QUIMBLEFORTHS",
+    "QuimbleforthZara"): what is left of it would be a fragment of the name. Plain string
     search: a file's phrases differ from the next file's, and compiling them into a pattern
     costs more than searching for each."""
     upper = text.upper()
@@ -69,14 +72,25 @@ def literal_spans(text: str, phrases: Iterable[str]) -> list[Span]:
     for phrase in phrases:
         if not phrase:
             continue
+        glued = found_inside_words(phrase)
         start = upper.find(phrase)
         while start >= 0:
             end = start + len(phrase)
-            if (start == 0 or upper[start - 1] not in _WORD_CHARACTERS) and (
+            if glued:
+                spans.append(_word_around(upper, start, end))
+            elif (start == 0 or upper[start - 1] not in _WORD_CHARACTERS) and (
                     end == len(upper) or upper[end] not in _WORD_CHARACTERS):
                 spans.append((start, end))
             start = upper.find(phrase, start + 1)
     return spans
+
+
+def _word_around(upper: str, start: int, end: int) -> Span:
+    while start > 0 and upper[start - 1] in _WORD_CHARACTERS:
+        start -= 1
+    while end < len(upper) and upper[end] in _WORD_CHARACTERS:
+        end += 1
+    return start, end
 
 
 class PhraseIndex:

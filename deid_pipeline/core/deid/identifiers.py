@@ -46,6 +46,14 @@ CLINICAL_ABBREVIATIONS = frozenset({
 })
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 MIN_NAME_PART = 2
+# A name part or ID this long, with a letter, is no chance part of another word (a number is:
+# long digit runs hold any shorter one): pasted onto other letters ("QUIMBLEFORTHZARA-CT",
+# "XENOPHON2") it is still there, and free text and the leak gate look for it inside words too.
+GLUED_MIN = 8
+
+
+def found_inside_words(phrase: str) -> bool:
+    return len(phrase) >= GLUED_MIN and any(c.isalpha() for c in phrase)
 
 
 @dataclass

@@ -17,14 +17,11 @@ from functools import cached_property
 from pydicom.charset import convert_encodings
 from pydicom.dataset import Dataset
 
-from deid_pipeline.core.deid.identifiers import IdentifyingValues
+from deid_pipeline.core.deid.identifiers import IdentifyingValues, found_inside_words
 
 # Shorter Latin name parts ("LI", "NG") occur inside ordinary words and codes too often to judge.
 MIN_NAME_PART = 3
 MIN_ID = 4
-# A name part or ID this long (with a letter: not a number, which long digit runs hold by
-# chance) is found inside longer words too.
-GLUED_MIN = 8
 # Dates in date-valued elements are the policy's business (shifted, or kept by a retain-dates
 # option); the gate looks for dates where they do not belong: in text.
 DATE_VRS = frozenset({"DA", "DT", "TM"})
@@ -36,13 +33,12 @@ def _ideographic(part: str) -> bool:
 
 
 def _pattern(phrases: set[str]) -> re.Pattern[str] | None:
-    """Phrases as whole words; those of GLUED_MIN characters or more with a letter also inside
-    longer words ("QUIMBLEFORTHZARA-CT", "XENOPHON2"): that long a name or ID is no chance
-    part of another word, and pasted onto one it is still there."""
+    """Phrases as whole words, long ones with a letter (found_inside_words) inside longer
+    words too."""
     phrases = {p for p in phrases if p}
     if not phrases:
         return None
-    glued = {p for p in phrases if len(p) >= GLUED_MIN and any(c.isalpha() for c in p)}
+    glued = {p for p in phrases if found_inside_words(p)}
     alternatives = [rf"(?<![A-Z0-9])(?:{_alternation(phrases - glued)})(?![A-Z0-9])"
                     if phrases - glued else "", _alternation(glued)]
     return re.compile("|".join(a for a in alternatives if a))

@@ -221,6 +221,22 @@ def test_values_kept_by_policy_cannot_lead_outside_the_output_tree(tmp_path):
     assert pydicom.dcmread(output).SeriesInstanceUID == "../../../escaped"
 
 
+def test_a_long_name_glued_to_other_letters_in_a_description_is_cleaned_not_quarantined(
+        tmp_path):
+    src, dst, work = tmp_path / "in", tmp_path / "out", tmp_path / "work"
+    ds = realistic_image()
+    ds.PatientName = "QUIMBLEFORTH^ZARA"
+    ds.StudyDescription = "CT QuimbleforthZara follow-up"  # cleaned by Clean Descriptors
+    write(ds, src / "glued.dcm")
+
+    report = deidentify_tree(src, dst, work, make_engine(), jobs=1)
+
+    assert (report.written, report.quarantined) == (1, 0)
+    (output,) = dst.rglob("*.dcm")
+    assert b"QUIMBLEFORTH" not in output.read_bytes().upper()
+    assert pydicom.dcmread(output).StudyDescription == "CT follow-up"
+
+
 def test_engine_and_redactor_cross_to_spawned_workers():
     """Dagster's run workers start process pools that pickle what they hand over."""
     import pickle

@@ -65,6 +65,18 @@ def test_the_files_own_identifiers_and_places_are_removed_wherever_they_occur():
     assert cleaned == "done at, ward 3"
 
 
+@pytest.mark.parametrize(("text", "cleaned"), [
+    ("seen QUIMBLEFORTHS today", "seen today"),  # a long name part with letters pasted on
+    ("QuimbleforthZara-CT protocol", "CT protocol"),  # the word goes whole: no "ZARA" left
+    ("ref XZ998877AB9 noted", "ref noted"),  # a long ID with a letter inside a longer token
+    ("Zarah stays", "Zarah stays"),  # a short name part inside a longer word: chance
+])
+def test_long_names_and_ids_are_removed_inside_longer_words(text, cleaned):
+    known = known_values("QUIMBLEFORTH^ZARA", ids=("Z998877A", "998877"))
+
+    assert clean_text(text, known) == cleaned
+
+
 @pytest.mark.parametrize("text", [
     "CT CHEST WITH CONTRAST", "follow-up of pulmonary nodule", "5 mm", "120 kVp",
     "idiopathic pulmonary fibrosis", "identified lesion, accessory spleen",
