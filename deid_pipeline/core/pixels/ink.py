@@ -128,10 +128,18 @@ def fit_to_ink(image: np.ndarray, box: Box, words: list[W]) -> tuple[Box, list[W
 
 
 def _faint(difference: np.ndarray, low: int, high: int) -> np.ndarray:
-    """The faint ink (and stronger) in a word's window, columns `low`..`high`."""
+    """The faint ink (and stronger) in a word's window, columns `low`..`high`. The ink
+    threshold it takes a share of comes from the columns that do not differ in the outer rows
+    too, where they hold any: anatomy crossing the line (a dark organ's edge under light text
+    that a window saturates) may differ far more than the text, and would hide its faint ink."""
     window = difference[:, low:high + 1]
-    noise = float(np.percentile(np.concatenate([window[:2], window[-2:]]), 99)) + 1
-    threshold = max(INK_MIN_LEVELS, INK_SHARE * float(np.percentile(window, 99)))
+    outer = np.concatenate([window[:2], window[-2:]])
+    noise = float(np.percentile(outer, 99)) + 1
+    strongest = float(np.percentile(window, 99))
+    quiet = window[:, outer.max(axis=0) < INK_MIN_LEVELS]
+    if quiet.size:
+        strongest = min(strongest, float(np.percentile(quiet, 99)))
+    threshold = max(INK_MIN_LEVELS, INK_SHARE * strongest)
     return window >= max(FAINT_MIN_LEVELS, min(noise, FAINT_CAP * threshold))
 
 

@@ -1,6 +1,8 @@
 """Fitting text boxes to their ink: the polarity of the text and anatomy that changes across
 the line (a bright edge along it, textured tissue under dark text)."""
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ from deid_pipeline.core.pixels.ink import (fit_to_ink, stroke_contrast, text_pol
 from deid_pipeline.core.pixels.ocr import Word
 from deid_pipeline.core.pixels.redact import padded
 
+DATA = Path(__file__).parent / "data"
 ROWS, COLUMNS = 120, 420
 TEXT = ("DOE", "JANE", "12.03.1950")
 
@@ -187,3 +190,22 @@ def test_an_estimate_past_the_ink_keeps_faint_ink_in_it():
     box, words = _estimates_past_the_ink(mask, spans)
     _, fitted = fit_to_ink(image, box, words)
     assert fitted[1].box[2] >= b + 5
+
+
+
+def test_faint_text_beside_darker_anatomy_keeps_its_estimated_span():
+    """A line as a CT window shows it (from the synthetic corpus): light text 20 grey levels
+    above tissue that the window saturates, and a dark organ's edge crossing the last word's
+    window 80 levels below. The edge must not set the level that counts as faint ink, or the
+    word "Hospital" is cut back to its last letters and "Hosp" stays legible."""
+    crop = cv2.imread(str(DATA / "saturated_line_over_dark_anatomy.png"), cv2.IMREAD_GRAYSCALE)
+    image = cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)
+    rows, columns = crop.shape
+    estimates = [("Taylor", 11, 102), ("Memorial", 117, 246), ("Hospital", 252, 369)]
+    words = [Word(text, (a, 0, b, rows - 1), 0.99) for text, a, b in estimates]
+
+    _, fitted = fit_to_ink(image, (0, 0, columns - 1, rows - 1), words)
+
+    assert fitted[2].box[0] <= 252
+    first_ink = 247 + int(np.argmax((crop[8:28, 247:262] >= 250).any(axis=0)))
+    assert padded(fitted[2].box, rows, columns)[0] <= first_ink
