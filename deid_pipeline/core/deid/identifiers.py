@@ -46,6 +46,8 @@ CLINICAL_ABBREVIATIONS = frozenset({
 })
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 MIN_NAME_PART = 2
+# Shorter joined forms ("JLI") are codes as often as names.
+MIN_JOINED_NAME = 4
 # A name part or ID this long, with a letter, is no chance part of another word (a number is:
 # long digit runs hold any shorter one): pasted onto other letters ("QUIMBLEFORTHZARA-CT",
 # "XENOPHON2") it is still there, and free text and the leak gate look for it inside words too.
@@ -63,13 +65,22 @@ class IdentifyingValues:
     ids: set[str] = field(default_factory=set)
     places: set[str] = field(default_factory=set)  # institution, addresses, phones, station
     dates: set[dt.date] = field(default_factory=set)
+    # A name written as one word, as user and station names are: "JANEDOE", "DOEJANE", "JDOE".
+    joined_names: set[str] = field(default_factory=set)
 
     def date_renderings(self) -> set[str]:
         return {text for day in self.dates for text in render_date(day)}
 
+    def joined_places(self) -> set[str]:
+        """Places written without their spaces and stops ("SPRINGFIELDGENERALHOSPITAL")."""
+        return {joined for place in self.places
+                if (joined := re.sub(r"[^A-Z0-9]", "", place)) != place
+                and len(joined) >= MIN_JOINED_NAME}
+
     def phrases(self) -> set[str]:
         """Every literal string to look for, longest first when sorted by the caller."""
-        return self.name_parts | self.ids | self.places | self.date_renderings()
+        return (self.name_parts | self.joined_names | self.ids | self.places
+                | self.joined_places() | self.date_renderings())
 
 
 @lru_cache(maxsize=4096)  # every text field of a file asks again for the same few dates
@@ -122,6 +133,9 @@ def _add_name_group(found: IdentifyingValues, value: str) -> None:
         if len(word) >= MIN_NAME_PART:
             found.name_parts.add(word)
     if family and given:
+        joined = {given[0] + family[0], family[0] + given[0], given[0][0] + family[0],
+                  "".join(given + middle + family), "".join(family + given + middle)}
+        found.joined_names |= {j for j in joined if len(j) >= MIN_JOINED_NAME}
         first, last = given[0][0], family[0][0]
         candidates = {first + last, first + "".join(w[0] for w in given[1:]) + last}
         if middle:

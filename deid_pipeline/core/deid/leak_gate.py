@@ -51,9 +51,11 @@ def _alternation(phrases: set[str]) -> str:
 class LeakGate:
     def __init__(self, original: IdentifyingValues) -> None:
         phrases = {
-            "name": {p for p in original.name_parts if len(p) >= MIN_NAME_PART or _ideographic(p)},
+            "name": {p for p in original.name_parts if len(p) >= MIN_NAME_PART or _ideographic(p)}
+            | original.joined_names,
             "identifier": {i for i in original.ids if len(i) >= MIN_ID},
-            "place or contact": {p for p in original.places if len(p) >= MIN_ID},
+            "place or contact": {p for p in original.places | original.joined_places()
+                                 if len(p) >= MIN_ID},
             "date": original.date_renderings(),
         }
         self._phrases = phrases

@@ -77,6 +77,16 @@ def test_long_names_and_ids_are_removed_inside_longer_words(text, cleaned):
     assert clean_text(text, known) == cleaned
 
 
+@pytest.mark.parametrize(("text", "cleaned"), [
+    ("read by janedoe", "read by"), ("user JDOE", "user"), ("DoeJane", ""),
+    ("ws JaneMarieDoe", "ws"), ("at SpringfieldGeneral", "at"),
+])
+def test_names_and_places_written_as_one_word_are_removed(text, cleaned):
+    known = known_values("DOE^JANE^MARIE", places=("SPRINGFIELD GENERAL",))
+
+    assert clean_text(text, known) == cleaned
+
+
 @pytest.mark.parametrize("text", [
     "CT CHEST WITH CONTRAST", "follow-up of pulmonary nodule", "5 mm", "120 kVp",
     "idiopathic pulmonary fibrosis", "identified lesion, accessory spleen",

@@ -4,7 +4,7 @@ import pytest
 
 from deid_pipeline.core.deid.batch import deidentify_tree
 from deid_pipeline.core.deid.engine import TagEngine
-from deid_pipeline.core.deid.identifiers import IdentifyingValues
+from deid_pipeline.core.deid.identifiers import IdentifyingValues, add_person_name
 from deid_pipeline.core.deid.leak_gate import LeakGate
 from deid_pipeline.core.policy.rules import load_policy
 from deid_pipeline.core.pseudonyms import Pseudonymizer
@@ -62,3 +62,13 @@ def test_long_names_and_ids_are_found_inside_longer_words(kept_value, caught):
     found = gate.findings(ds, "out.dcm")
 
     assert any("(0008,1090)" in finding for finding in found) is caught
+
+
+@pytest.mark.parametrize("kept_value", ["JaneDoe-WS", "JDOE", "SPRINGFIELDGENERAL CT"])
+def test_names_and_places_written_as_one_word_are_found(kept_value):
+    known = IdentifyingValues(places={"SPRINGFIELD GENERAL"})
+    add_person_name(known, "DOE^JANE")
+    ds = realistic_image()
+    ds.ManufacturerModelName = kept_value
+
+    assert any("(0008,1090)" in finding for finding in LeakGate(known).findings(ds, "out.dcm"))
