@@ -226,6 +226,34 @@ def test_white_text_over_bright_anatomy_needs_the_extremes_view(reader):
     assert_read(reader.read_frame(pixels, ds), texts=LINES[:2], boxes=boxes, min_words=0.6)
 
 
+def _white_text_over_bright_anatomy_8_bit(low: float = 237) -> tuple[np.ndarray, list]:
+    frame = anatomy(512, 512, 0, 255)
+    frame[150:330, 90:420] = low + (frame[150:330, 90:420] % 12)  # bright, busy patch
+    frame, boxes = draw(frame, value=255, lines=LINES[:2])
+    return np.round(frame).astype(np.uint8), boxes
+
+
+def test_a_grey_picture_stored_as_colour_gets_the_grey_views(reader):
+    grey, boxes = _white_text_over_bright_anatomy_8_bit()
+    pixels = np.repeat(grey[..., np.newaxis], 3, axis=-1)
+    ds = dataset("RGB", bits=8)
+    assert [view.name for view in reading_views(pixels, ds)][:2] == ["color", "extremes"]
+    assert_read(reader.read_frame(pixels, ds), texts=LINES[:2], boxes=boxes, min_words=0.6)
+
+
+def test_text_at_the_maximum_moved_off_it_by_lossy_coding_stays_in_the_extremes_view():
+    grey, _ = _white_text_over_bright_anatomy_8_bit(low=200)
+    ink = grey == 255
+    _, coded = cv2.imencode(".jpg", grey, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    pixels = cv2.imdecode(coded, cv2.IMREAD_GRAYSCALE)
+
+    views = reading_views(pixels, dataset(bits=8, LossyImageCompression="01"))
+
+    extremes = next(view.image for view in views if view.name == "extremes")
+    assert (extremes[ink] == 255).mean() >= 0.95  # 0.72 within the uncoded tolerance
+    assert (extremes[~ink] == 255).mean() < 0.005
+
+
 def test_mid_grey_text_across_the_body_edge_is_drawn_in_the_levels_view(reader):
     # A banner drawn at one grey of its own: brighter than the black around the body, darker
     # than the body it runs into. No window sets it apart; its exact value does.
