@@ -131,7 +131,8 @@ def existing_file(value: str) -> Path:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from deid_pipeline.core.validate.excel import write_workbook
-    from deid_pipeline.core.validate.midib import AnswerKeyError, MidibValidator, scoring
+    from deid_pipeline.core.validate.midib import (AnswerKeyError, MidibValidator, scoring,
+                                                   worst_per_series)
 
     answers, mappings = existing_file(args.answers), existing_folder(args.mappings)
     output = existing_folder(args.output)
@@ -153,7 +154,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.results:
         results.to_parquet(args.results, index=False)
     table = scoring(results).set_index("Category")
-    for category, row in table.iterrows():
+    by_series = scoring(worst_per_series(results)).set_index("Category").loc["All"]
+    for category, row in [*table.iterrows(), ("All, by series", by_series)]:
         print(f"{category:<20} {int(row.Pass):>8} / {int(row.Total):<8} {row.Score:.4%}")
     print(f"validate: report {args.report}")
     return EXIT_OK if table.loc["All", "Fail"] == 0 else EXIT_FAILED

@@ -1,6 +1,6 @@
 """Workbooks readable as they open (frozen headers, fitted widths, pass/fail colours): the MIDI-B
-scoring workbook (Scoring, Actions, Categories, one detail sheet per check kind, Discrepancies) and
-any set of report tables."""
+scoring workbook (Scoring per instance and by series, Actions, Categories, one detail sheet per
+check kind, Discrepancies) and any set of report tables."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from deid_pipeline.core.atomic import write_atomically
-from deid_pipeline.core.validate.midib import scoring
+from deid_pipeline.core.validate.midib import scoring, worst_per_series
 
 PASS_FILL = PatternFill("solid", start_color="C6EFCE")
 FAIL_FILL = PatternFill("solid", start_color="FFC7CE")
@@ -81,7 +81,8 @@ def categories_table(results: pd.DataFrame) -> pd.DataFrame:
 
 def write_workbook(results: pd.DataFrame, path: Path) -> None:
     sheets = {"Scoring": scoring(results), "Actions": actions_table(results),
-              "Categories": categories_table(results)}
+              "Categories": categories_table(results),
+              "Scoring by series": scoring(worst_per_series(results))}
     for action, rows in results.groupby("action"):
         sheets[action.strip("<>")] = rows[DETAIL_COLUMNS]
     sheets["Discrepancies"] = results.loc[~results["check_passed"], ["action"] + DETAIL_COLUMNS]

@@ -32,8 +32,12 @@ RESULT_COLUMNS = ("check_passed", "check_score", "action", "action_text", "file_
 # Fixed column types, so that a day without checks writes a table of the same schema as the others.
 RESULT_TYPES = {"check_passed": "bool", "check_score": "int64",
                 **{column: "str" for column in RESULT_COLUMNS[2:]}}
-# Markers OCR may still read in a hidden box without anything identifying being left.
-IGNORED_IN_PIXELS = re.compile(r"\bdob\s*:?|\[\s*[mfo]\s*\]", re.IGNORECASE)
+# Markers OCR may still read in a hidden box without anything identifying being left: the
+# "DOB:" label and sex markers such as "[M]" (any one letter in brackets).
+IGNORED_IN_PIXELS = re.compile(r"\bdob\s*:?|\[\s*[^\W\d_]\s*\]", re.IGNORECASE)
+# A binary value longer than this is data (pixels, a waveform), not text that a check could read.
+MAX_BINARY_TEXT = 1 << 16
+SCOPES = ("Instance", "Series", "Study", "Patient")
 STEP = re.compile(
     r'<\((?P<group>[0-9a-fA-F]{4}),(?:"(?P<creator>[^"]*)",(?P<offset>[0-9a-fA-F]{2})'
     r'|(?P<element>[0-9a-fA-F]{4}))\)>(?:\[<(?P<index>\d+)>\])?')
@@ -42,8 +46,9 @@ STEP = re.compile(
 BoxReader = Callable[[Dataset, tuple[int, int, int, int]], str]
 
 
-def unwrap(text: str | None) -> str:
-    text = text or ""
+def unwrap(text: object) -> str:
+    """A key's field without its angle brackets; a number where text belongs, as text."""
+    text = "" if text is None else str(text)
     return text[1:-1] if text.startswith("<") and text.endswith(">") else text
 
 
@@ -61,6 +66,16 @@ class AnswerCheck:
     tag_name: str
     value: str
     action_text: str
+    scope: str = "Instance"  # one of SCOPES: the files of the instance, series or study
+
+
+@dataclass(frozen=True)
+class Output:
+    """A de-identified file and the original series and study it came from."""
+
+    path: Path
+    series: str
+    study: str
 
 
 class AnswerKeyError(ValueError):
@@ -68,23 +83,38 @@ class AnswerKeyError(ValueError):
 
 
 def load_answer_key(path: Path) -> list[AnswerCheck]:
+    """Every check of the key; checks of an action MIDI-B does not define are left out, as the
+    reference program leaves them."""
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(answer_data)")}
+            scope = "scope" if "scope" in columns else "NULL"
             rows = db.execute(
                 "SELECT SOPInstanceUID, StudyInstanceUID, SeriesInstanceUID, Modality,"
-                " SOPClassUID, PatientID, AnswerData FROM answer_data").fetchall()
+                f" SOPClassUID, PatientID, {scope}, AnswerData FROM answer_data").fetchall()
     except sqlite3.DatabaseError:  # not SQLite, or without the answer_data table
         raise AnswerKeyError(f"not a MIDI-B answer key (SQLite with an answer_data table): "
                              f"{path}") from None
     checks = []
-    for sop, study, series, modality, sop_class, patient, answer_data in rows:
-        for entry in json.loads(answer_data or "{}").values():
+    for sop, study, series, modality, sop_class, patient, scope, answer_data in rows:
+        scope = unwrap(scope).capitalize() or "Instance"
+        if scope not in SCOPES:
+            raise AnswerKeyError(f"not a MIDI-B answer key: scope {scope!r} in {path}")
+        try:
+            entries = json.loads(answer_data or "{}").values()
+        except (json.JSONDecodeError, AttributeError):
+            raise AnswerKeyError(f"not a MIDI-B answer key: AnswerData is not a JSON object "
+                                 f"in {path}") from None
+        for entry in entries:
+            if not isinstance(entry, dict) or unwrap(entry.get("action")) not in CHECKS:
+                continue
             checks.append(AnswerCheck(
-                instance=sop, study=study, series=series, modality=modality or "",
-                sop_class=sop_class or "", patient=patient or "",
+                instance=sop or "", study=study or "", series=series or "",
+                modality=modality or "", sop_class=sop_class or "", patient=patient or "",
                 action=unwrap(entry.get("action")), tag=unwrap(entry.get("tag")),
-                tag_ds=entry.get("tag_ds") or "", tag_name=unwrap(entry.get("tag_name")),
-                value=unwrap(entry.get("value")), action_text=unwrap(entry.get("action_text"))))
+                tag_ds=str(entry.get("tag_ds") or entry.get("tag") or ""),
+                tag_name=unwrap(entry.get("tag_name")), value=unwrap(entry.get("value")),
+                action_text=unwrap(entry.get("action_text")), scope=scope))
     return checks
 
 
@@ -102,6 +132,8 @@ def find_element(ds: Dataset, tag_ds: str) -> DataElement | None:
     if not steps:
         return None
     current: Dataset = ds
+    if steps[0]["group"] == "0002":  # file meta: the file's own, not its data set's
+        current = getattr(ds, "file_meta", None) or Dataset()
     for position, step in enumerate(steps):
         group = int(step["group"], 16)
         if step["creator"] is not None:
@@ -130,7 +162,11 @@ def element_text(elem: DataElement | None) -> str:
     if elem.VR == "SQ":
         return f"<{len(elem.value)} item(s)>"
     if isinstance(elem.value, bytes):
-        return ""
+        # Private and unknown-VR elements come as bytes: what text they hold is read as Latin-1
+        # (any byte decodes), so that a removal check sees it.
+        if len(elem.value) > MAX_BINARY_TEXT:
+            return f"<{len(elem.value)} bytes>"
+        return elem.value.decode("latin-1").rstrip("\x00 ")
     if elem.VM > 1:
         return "\\".join(str(v) for v in elem.value)
     return str(elem.value)
@@ -150,20 +186,25 @@ class MidibValidator:
         return cls(load_answer_key(answer_key), load_mapping(Path(mappings) / "uid_mapping.csv"),
                    load_mapping(Path(mappings) / "patid_mapping.csv"), read_box)
 
-    def index_outputs(self, output_root: Path) -> dict[str, Path]:
-        """Original SOP Instance UID → output file, through the UID mapping."""
+    def index_outputs(self, output_root: Path) -> dict[str, Output]:
+        """Original SOP Instance UID → output file with its original series and study, through
+        the UID mapping."""
         original_of = {new: old for old, new in self.uid_map.items()}
         index = {}
         for path in sorted(Path(output_root).rglob("*")):
             if not path.is_file():
                 continue
             try:
-                sop = pydicom.dcmread(path, stop_before_pixels=True,
-                                      specific_tags=["SOPInstanceUID"]).get("SOPInstanceUID")
+                ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[
+                    "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID"])
             except Exception:  # noqa: BLE001 - a non-DICOM file in the tree matches no answer
                 continue
+            sop = str(ds.get("SOPInstanceUID", "") or "")
             if sop:
-                index[original_of.get(str(sop), str(sop))] = path
+                series, study = (str(ds.get(k, "") or "") for k in ("SeriesInstanceUID",
+                                                                     "StudyInstanceUID"))
+                index[original_of.get(sop, sop)] = Output(
+                    path, original_of.get(series, series), original_of.get(study, study))
         return index
 
     def evaluate(self, check: AnswerCheck, ds: Dataset | None) -> tuple[bool, str]:
@@ -183,14 +224,18 @@ class MidibValidator:
         elem = find_element(ds, check.tag_ds)
         value = element_text(elem)
         action = check.action
-        if action in ("tag_retained", "text_notnull"):
+        if action == "tag_retained":
+            return elem is not None, value
+        if action == "text_notnull":
             return elem is not None and value.strip() != "", value
         if action == "text_retained":
             return elem is not None and is_retained(check.action_text or check.value, value), value
         if action == "text_removed":
             return is_removed(check.action_text or check.value, value), value
         if action in ("date_shifted", "uid_changed"):
-            return not check.value or check.value not in value, value
+            # Multi-valued: the values' separators are no part of a date or UID.
+            original = check.value.replace("\\", "")
+            return not original or original not in value.replace("\\", ""), value
         if action == "uid_consistent":
             return elem is None or value == self.uid_map.get(check.value), value
         if action == "patid_consistent":
@@ -200,27 +245,45 @@ class MidibValidator:
     def results(self, output_root: Path) -> pd.DataFrame:
         return results_frame(self._rows(self.index_outputs(output_root)))
 
-    def _rows(self, index: dict[str, Path]) -> Iterator[dict]:
-        by_instance: dict[str, list[AnswerCheck]] = {}
+    def _rows(self, index: dict[str, Output]) -> Iterator[dict]:
+        """Each check on each output file its scope takes in (its instance; every file of its
+        series; of its study, for study and patient scope); a check that takes in no file is
+        judged as on a missing file."""
+        in_series: dict[str, list[str]] = {}
+        in_study: dict[str, list[str]] = {}
+        for sop, output in index.items():
+            in_series.setdefault(output.series, []).append(sop)
+            in_study.setdefault(output.study, []).append(sop)
+        on_file: dict[str, list[AnswerCheck]] = {}
+        missing: list[AnswerCheck] = []
         for check in self.answers:
-            by_instance.setdefault(check.instance, []).append(check)
-        for instance, checks in by_instance.items():
-            if self.read_box is None:
-                # Without a reader nothing can be said about burned-in text: not evaluated.
-                checks = [c for c in checks if c.action != "pixels_hidden"]
-            path = index.get(instance)
-            ds = pydicom.dcmread(path) if path is not None else None
+            if check.action == "pixels_hidden" and self.read_box is None:
+                continue  # without a reader nothing can be said about burned-in text
+            files = ([check.instance] if check.instance in index else []
+                     if check.scope == "Instance" else
+                     in_series.get(check.series, []) if check.scope == "Series" else
+                     in_study.get(check.study, []))
+            for sop in files:
+                on_file.setdefault(sop, []).append(check)
+            if not files:
+                missing.append(check)
+        for sop, checks in on_file.items():
+            ds = pydicom.dcmread(index[sop].path)
             for check in checks:
-                passed, found = self.evaluate(check, ds)
-                yield {
-                    "check_passed": passed, "check_score": int(passed),
-                    "action": f"<{check.action}>", "action_text": check.action_text,
-                    "file_value": found, "answer_value": check.value, "tag": check.tag,
-                    "tag_ds": check.tag_ds, "tag_name": check.tag_name,
-                    "modality": check.modality, "class": check.sop_class,
-                    "patient": check.patient, "study": check.study, "series": check.series,
-                    "instance": instance,
-                }
+                yield self._row(check, sop, ds)
+        for check in missing:
+            yield self._row(check, check.instance, None)
+
+    def _row(self, check: AnswerCheck, instance: str, ds: Dataset | None) -> dict:
+        passed, found = self.evaluate(check, ds)
+        return {
+            "check_passed": passed, "check_score": int(passed),
+            "action": f"<{check.action}>", "action_text": check.action_text,
+            "file_value": found, "answer_value": check.value, "tag": check.tag,
+            "tag_ds": check.tag_ds, "tag_name": check.tag_name, "modality": check.modality,
+            "class": check.sop_class, "patient": check.patient, "study": check.study,
+            "series": check.series, "instance": instance,
+        }
 
 
 def results_frame(rows: Iterable[dict]) -> pd.DataFrame:
@@ -237,3 +300,11 @@ def scoring(results: pd.DataFrame) -> pd.DataFrame:
     table = pd.concat([by_action, total])
     table["Score"] = (table["Pass"] / table["Total"]).round(6)
     return table.rename_axis("Category").reset_index()[["Category", "Fail", "Pass", "Total", "Score"]]
+
+
+def worst_per_series(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per series and check (action, element, values), failed where it failed on any
+    file of the series: the reference's per-series score keeps each series' worst result."""
+    keys = ["series", "action", "tag", "tag_ds", "tag_name", "answer_value", "action_text"]
+    worst = results.groupby(keys, sort=False, dropna=False)["check_passed"].min().reset_index()
+    return worst.assign(check_score=worst["check_passed"].astype("int64"))

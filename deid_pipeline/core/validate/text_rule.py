@@ -1,5 +1,6 @@
 """MIDI-B's rule for comparing text: lower-cased, numbers as numbers, the whole string first,
-then meaningful word tokens (English stop words and punctuation dropped)."""
+then meaningful word tokens (English stop words and punctuation dropped), each looked for in the
+value as TCIA's validation program does."""
 
 from __future__ import annotations
 
@@ -16,44 +17,37 @@ there when where why how all any both each few more most other some such no nor 
 same so than too very s t can will just don should now d ll m o re ve y ain aren couldn didn
 doesn hadn hasn haven isn ma mightn mustn needn shan shouldn wasn weren won wouldn
 """.split())
-TOKEN = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
+# A token: a number (signed, decimal) or a run of letters and digits in any script.
+TOKEN = re.compile(r"[-+]?(?:\d+(?:\.\d+)?|\.\d+)|[^\W_]+")
+NUMBER = re.compile(r"\d*\.?\d+")
 
 
-def _normal(token: str) -> str:
-    """Numbers compare as numbers: 007 and 7.0 are the same token."""
-    try:
-        number = float(token)
-    except ValueError:
-        return token
-    return repr(int(number)) if number.is_integer() else repr(number)
+def _number(text: str) -> float | None:
+    """The value of a text that is one unsigned number ("12", "12.0", ".5"), else None."""
+    text = text.strip()
+    return float(text) if NUMBER.fullmatch(text) else None
 
 
 def meaningful_tokens(text: str) -> list[str]:
-    return [_normal(t) for t in TOKEN.findall(text.lower()) if t not in STOP_WORDS]
+    return [t for t in TOKEN.findall(text.lower()) if t not in STOP_WORDS]
 
 
-def share_of_tokens_kept(expected: str, value: str) -> float:
-    """1.0 when the whole expected text occurs in the value, else the share of its meaningful
-    tokens found among the value's tokens (1.0 for an expected text with none)."""
-    if not expected.strip():
-        return 1.0
-    if expected.lower() in value.lower():
-        return 1.0
-    wanted = meaningful_tokens(expected)
-    if not wanted:
-        return 1.0
-    present = set(meaningful_tokens(value))
-    return sum(token in present for token in wanted) / len(wanted)
+def _kept(expected: str, value: str) -> list[bool]:
+    """What of the expected text survives in the value, in MIDI-B's order: two numbers compare
+    as numbers; the whole expected text found in the value survives whole; else each meaningful
+    token of it is looked for in the value (a name glued to other letters is still there)."""
+    expected, value = expected.lower(), value.lower()
+    expected_number, value_number = _number(expected), _number(value)
+    if expected_number is not None and value_number is not None:
+        return [expected_number == value_number]
+    if expected.strip() and expected in value:
+        return [True]
+    return [token in value for token in meaningful_tokens(expected)]
 
 
 def is_retained(expected: str, value: str) -> bool:
-    return share_of_tokens_kept(expected, value) == 1.0
+    return all(_kept(expected, value))
 
 
 def is_removed(original: str, value: str) -> bool:
-    if not value.strip():
-        return True
-    if original.strip() and original.lower() in value.lower():
-        return False
-    present = set(meaningful_tokens(value))
-    return not any(token in present for token in meaningful_tokens(original))
+    return not value.strip() or not any(_kept(original, value))

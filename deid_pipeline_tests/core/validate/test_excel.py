@@ -30,8 +30,8 @@ def test_workbook_has_the_reference_sheets_scores_and_colours(tmp_path):
     write_workbook(results(), tmp_path / "report.xlsx")
     book = openpyxl.load_workbook(tmp_path / "report.xlsx")
 
-    assert book.sheetnames == ["Scoring", "Actions", "Categories", "text_removed", "uid_changed",
-                               "Discrepancies"]
+    assert book.sheetnames == ["Scoring", "Actions", "Categories", "Scoring by series",
+                               "text_removed", "uid_changed", "Discrepancies"]
     scoring = {row[0]: row[1:] for row in book["Scoring"].iter_rows(min_row=2, values_only=True)}
     assert scoring["All"][:3] == (1, 2, 3)  # Fail, Pass, Total
     assert scoring["<text_removed>"][:3] == (1, 1, 2)

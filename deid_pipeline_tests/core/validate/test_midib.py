@@ -4,7 +4,17 @@ import sqlite3
 
 import pytest
 
-from deid_pipeline.core.validate.midib import CHECKS, MidibValidator, find_element, scoring
+from pydicom.dataset import FileMetaDataset
+
+from deid_pipeline.core.validate.midib import (
+    CHECKS,
+    AnswerCheck,
+    MidibValidator,
+    find_element,
+    load_answer_key,
+    scoring,
+    worst_per_series,
+)
 from deid_pipeline.core.validate.text_rule import is_removed, is_retained
 from deid_pipeline_tests.dicom_factory import ct_with_nested_and_private, write
 
@@ -137,3 +147,91 @@ def test_text_rule_tokens_numbers_and_stop_words():
     assert is_retained("120 kVp", "kvp 120.0")
     assert is_removed("DOE^JANE", "Roe^Mary") and not is_removed("DOE^JANE", "jane roe")
     assert is_removed("anything", "")
+
+
+@pytest.mark.parametrize(("expected", "value", "retained", "removed"), [
+    ("5", "15", False, True),  # two numbers compare as numbers, before containment
+    ("12.0", "12", True, False),
+    ("0.5", ".5", True, False),
+    ("-5", "5", False, True),  # a sign is part of the number
+    ("John Smith", "Johnson Smithers", True, False),  # tokens are looked for inside words
+    ("chest scan", "chestscan", True, False),
+    ("Иванов Иван", "Иван Петров", False, False),  # tokens in any script
+    ("Иванов", "Петров", False, True),
+    ("Zoë", "Zo", False, True),
+])
+def test_text_rule_in_midib_order(expected, value, retained, removed):
+    assert (is_retained(expected, value), is_removed(expected, value)) == (retained, removed)
+
+
+def check_of(action, tag_ds, value="", action_text="", scope="Instance", **ids):
+    return AnswerCheck(instance=ids.get("instance", OLD["sop"]), study=OLD["study"],
+                       series=ids.get("series", OLD["series"]), modality="CT", sop_class="",
+                       patient="MRN12345", action=action, tag=tag_ds, tag_ds=f"<{tag_ds}>",
+                       tag_name="", value=value, action_text=action_text, scope=scope)
+
+
+def test_text_held_as_bytes_is_read_and_binary_elements_count_as_present():
+    ds = good_output()
+    ds.add_new(0x00291010, "UN", b"DOE^JANE ")  # a private element of unknown VR
+    validator = MidibValidator([], {}, {})
+
+    assert not validator.evaluate(check_of("text_removed", "(0029,1010)", "DOE^JANE"), ds)[0]
+    assert validator.evaluate(check_of("tag_retained", "(7fe0,0010)"), ds)[0]
+    ds.PatientName = ""
+    assert validator.evaluate(check_of("tag_retained", "(0010,0010)"), ds)[0]
+    assert not validator.evaluate(check_of("text_notnull", "(0010,0010)"), ds)[0]
+
+
+def test_file_meta_elements_are_checked():
+    ds = good_output()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPInstanceUID = OLD["sop"]  # the original left in the file meta
+    validator = MidibValidator([], {OLD["sop"]: NEW["sop"]}, {})
+
+    assert not validator.evaluate(check_of("uid_changed", "(0002,0003)", OLD["sop"]), ds)[0]
+    assert not validator.evaluate(check_of("uid_consistent", "(0002,0003)", OLD["sop"]), ds)[0]
+
+
+def test_any_bracketed_letter_left_in_a_hidden_box_is_ignored():
+    box = json.dumps({"text": "DOE JANE [U]", "top_left": [0, 0], "bottom_right": [3, 1]})
+    validator = MidibValidator([], {}, {}, read_box=lambda _ds, _box: "[U]")
+
+    assert validator.evaluate(check_of("pixels_hidden", "(7fe0,0010)", "", box), good_output())[0]
+
+
+def test_odd_keys_load_unknown_actions_left_out(tmp_path):
+    entries = {"0": {"action": "<text_removed>", "tag": "<(0010,0010)>", "tag_ds": "",
+                     "value": 12345, "action_text": None},
+               "1": {"action": "<spelling_checked>", "tag": "<(0010,0010)>"}}
+    with sqlite3.connect(tmp_path / "key.db") as db:
+        db.execute("CREATE TABLE answer_data (SOPInstanceUID, StudyInstanceUID, SeriesInstanceUID,"
+                   " Modality, SOPClassUID, PatientID, AnswerData)")
+        db.execute("INSERT INTO answer_data VALUES (?,?,?,?,?,?,?)",
+                   (OLD["sop"], OLD["study"], OLD["series"], "CT", "", "", json.dumps(entries)))
+
+    (check,) = load_answer_key(tmp_path / "key.db")
+
+    assert (check.action, check.tag_ds, check.value, check.scope) == (
+        "text_removed", "<(0010,0010)>", "12345", "Instance")
+
+
+def test_a_series_check_judges_every_file_of_the_series_and_scores_its_worst(tmp_path):
+    second = {"sop": "1.2.3.4.5.6.7.9", "new": "2.25.44"}
+    clean, leaky = good_output(), good_output()
+    leaky.SOPInstanceUID = second["new"]
+    leaky.PatientName = "DOE^JANE"
+    write(clean, tmp_path / "out" / "a.dcm")
+    write(leaky, tmp_path / "out" / "b.dcm")
+    uid_map = {OLD["sop"]: NEW["sop"], second["sop"]: second["new"],
+               OLD["series"]: NEW["series"], OLD["study"]: NEW["study"]}
+    validator = MidibValidator(
+        [check_of("text_removed", "(0010,0010)", "DOE^JANE", scope="Series", instance="")],
+        uid_map, {})
+
+    results = validator.results(tmp_path / "out")
+
+    assert sorted(zip(results["instance"], results["check_passed"])) == [
+        (OLD["sop"], True), (second["sop"], False)]
+    by_series = scoring(worst_per_series(results)).set_index("Category").loc["All"]
+    assert (by_series.Pass, by_series.Total) == (0, 1)
