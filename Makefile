@@ -21,12 +21,13 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 ui: $(STAMP)
-	mkdir -p .dagster_home
-	[ -f .dagster_home/dagster.yaml ] || cp infra/dagster.local.yaml .dagster_home/dagster.yaml
-	@# The demo's key, unless the environment brings one.
+	@# The demo's instance (the one $$DAGSTER_HOME names, else .dagster_home) and its key,
+	@# unless the environment brings one.
+	home=$${DAGSTER_HOME:-$(CURDIR)/.dagster_home}; mkdir -p "$$home"; \
+	[ -f "$$home/dagster.yaml" ] || cp infra/dagster.local.yaml "$$home/dagster.yaml"; \
 	if [ -z "$$DEID_SECRET$$DEID_SECRET_FILE" ]; then \
-		export DEID_SECRET_FILE=$(CURDIR)/.dagster_home/deid_secret; fi; \
-	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev -w workspace.yaml
+		export DEID_SECRET_FILE="$$home/deid_secret"; fi; \
+	DAGSTER_HOME="$$home" $(BIN)/dagster dev -w workspace.yaml
 
 validate-defs: $(STAMP)
 	$(BIN)/dagster definitions validate -w workspace.yaml

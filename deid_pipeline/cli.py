@@ -62,10 +62,17 @@ def disjoint_folders(**folders: Path) -> None:
 
 
 def partition_day(value: str) -> str:
+    """A day that has a partition (checked before anything is written for it)."""
+    from deid_pipeline.partitions import ingest_days
+
     try:
-        return dt.date.fromisoformat(value).isoformat()
+        day = dt.date.fromisoformat(value).isoformat()
     except ValueError:
         raise UsageError(f"not a day (YYYY-MM-DD): {value}") from None
+    keys = ingest_days.get_partition_keys()
+    if day not in keys:
+        raise UsageError(f"no partition for {day} (the days are {keys[0]} to {keys[-1]})")
+    return day
 
 
 def positive_int(value: str) -> int:

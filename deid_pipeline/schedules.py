@@ -14,10 +14,10 @@ DEFAULT_NIGHTLY_HOUR = 2
 
 def nightly_hour() -> int:
     """`$DEID_NIGHTLY_HOUR` (0-23, in the partitions' time zone), else 2."""
-    hour = int(os.environ.get(NIGHTLY_HOUR_ENV) or DEFAULT_NIGHTLY_HOUR)
-    if not 0 <= hour <= 23:
-        raise ValueError(f"{NIGHTLY_HOUR_ENV} must be an hour from 0 to 23, not {hour}")
-    return hour
+    value = os.environ.get(NIGHTLY_HOUR_ENV) or str(DEFAULT_NIGHTLY_HOUR)
+    if not value.strip().isdigit() or not 0 <= int(value) <= 23:
+        raise ValueError(f"{NIGHTLY_HOUR_ENV} must be an hour from 0 to 23, not {value!r}")
+    return int(value)
 
 
 def nightly_schedule(hour: int) -> ScheduleDefinition:

@@ -148,6 +148,8 @@ def test_usage_errors_exit_2_with_one_line_and_no_traceback(secret, tree, tmp_pa
       "--report", "{tmp}/report.xlsx", "--no-pixels"], "not a MIDI-B answer key"),
     (["validate", "{tree}", "--answers", "{tmp}/notes.db", "--mappings", "{tmp}",
       "--report", "{tmp}", "--no-pixels"], "a folder where a file is to be written"),
+    (["demo", "--partition", "2999-01-01", "--data-root", "{tmp}/data"],
+     "no partition for 2999-01-01 (the days are 2024-01-01 to "),
 ])
 def test_bad_values_of_other_commands_exit_2_with_the_reason(secret, tree, tmp_path, capsys,
                                                              command, message):
@@ -158,6 +160,7 @@ def test_bad_values_of_other_commands_exit_2_with_the_reason(secret, tree, tmp_p
     assert code == EXIT_USAGE
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "data").exists()  # nothing written for a day without a partition
 
 
 def test_the_command_in_its_own_process_quarantines_and_leaves_inputs_unchanged(tree, tmp_path):

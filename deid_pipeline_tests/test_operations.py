@@ -49,9 +49,10 @@ def test_nightly_hour_comes_from_the_environment(monkeypatch):
     assert nightly_deidentify.cron_schedule == "0 2 * * *"
     monkeypatch.setenv(NIGHTLY_HOUR_ENV, "5")
     assert nightly_schedule(nightly_hour()).cron_schedule == "0 5 * * *"
-    monkeypatch.setenv(NIGHTLY_HOUR_ENV, "24")
-    with pytest.raises(ValueError, match="0 to 23"):
-        nightly_hour()
+    for bad in ("24", "abc"):
+        monkeypatch.setenv(NIGHTLY_HOUR_ENV, bad)
+        with pytest.raises(ValueError, match=f"DEID_NIGHTLY_HOUR must be .* 0 to 23, not '{bad}'"):
+            nightly_hour()
 
 
 def evaluate_sensor(instance, lake, cursor=None):

@@ -108,7 +108,10 @@ def dbt_marts(context: AssetExecutionContext, dbt: DbtCliResource,
     target.mkdir(exist_ok=True)
     with open(target / BUILD_LOCK, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        yield from dbt.cli(["build", "--vars", dbt_vars], context=context).stream()
+        # One target folder, reused under the lock: dagster-dbt's default makes one a run, and
+        # nightly runs would pile them up in the project.
+        yield from dbt.cli(["build", "--vars", dbt_vars], context=context,
+                           target_path=target / "build").stream()
 
 
 def dbt_resource() -> DbtCliResource:

@@ -5,12 +5,14 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from deid_pipeline.assets.ingest import incoming_dicom
 from deid_pipeline.partitions import ingest_days
+from deid_pipeline.policies import TRANSIENT_RETRY
 from deid_pipeline.resources import DataLake
 
 
 @asset(
     deps=[incoming_dicom],
     partitions_def=ingest_days,
+    retry_policy=TRANSIENT_RETRY,
     group_name="ingest",
     kinds={"dicom", "parquet", "duckdb"},
     owners=["team:imaging-data"],
@@ -59,6 +61,7 @@ def dicom_metadata(context: AssetExecutionContext, lake: DataLake) -> Materializ
 @asset(
     deps=["deidentified_dicom"],  # by key: assets.tags imports this module
     partitions_def=ingest_days,
+    retry_policy=TRANSIENT_RETRY,
     group_name="deidentify",
     kinds={"dicom", "parquet", "duckdb"},
     owners=["team:imaging-data"],

@@ -15,7 +15,7 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 from deid_pipeline.assets.markdown import counts_table, inline_png
 from deid_pipeline.assets.tags import deidentified_dicom
 from deid_pipeline.partitions import ingest_days
-from deid_pipeline.policies import GPU_POOL, GPU_TAGS
+from deid_pipeline.policies import GPU_POOL, GPU_TAGS, TRANSIENT_RETRY
 from deid_pipeline.resources import DataLake
 
 if TYPE_CHECKING:  # the core is imported when a step runs, not when the code location loads
@@ -61,6 +61,7 @@ def _step_metadata(report: "StepReport", outcomes: dict[str, int]) -> dict:
 @asset(
     deps=[deidentified_dicom],
     partitions_def=ingest_days,
+    retry_policy=TRANSIENT_RETRY,
     group_name="pixels",
     kinds={"dicom", "parquet", "onnx"},
     owners=["team:imaging-data"],
@@ -127,6 +128,7 @@ def _redaction_preview(out: Path, report: "StepReport") -> str:
 @asset(
     deps=[pixel_phi_findings],
     partitions_def=ingest_days,
+    retry_policy=TRANSIENT_RETRY,
     group_name="pixels",
     kinds={"dicom"},
     owners=["team:imaging-data"],
@@ -174,6 +176,7 @@ class EncodeConfig(WorkersConfig):
 @asset(
     deps=[redacted_dicom],
     partitions_def=ingest_days,
+    retry_policy=TRANSIENT_RETRY,
     group_name="deliver",
     kinds={"dicom"},
     owners=["team:imaging-data"],

@@ -6,8 +6,13 @@ to the partition's work folder beside the mapping files; the pixel metrics are a
 to `reports/<day>/`. Metadata shows scores and counts only.
 """
 
+import os
+
 import pandas as pd
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetRecordsFilter,
     Config,
@@ -19,7 +24,9 @@ from dagster import (
 from deid_pipeline.assets.markdown import inline_png
 from deid_pipeline.assets.pixels import encoded_dicom, pixel_phi_findings
 from deid_pipeline.core.atomic import write_atomically
+from deid_pipeline.core.quarantine import OWNER_ONLY_DIR
 from deid_pipeline.partitions import ingest_days
+from deid_pipeline.policies import TRANSIENT_RETRY
 from deid_pipeline.resources import DataLake
 
 # Digits shown for scores and rates in metadata tables.
@@ -46,8 +53,13 @@ class MidibValidationConfig(Config):
 @asset(
     deps=[encoded_dicom],
     partitions_def=ingest_days,
+    retry_policy=TRANSIENT_RETRY,
     group_name="validate",
     kinds={"parquet", "sqlite", "excel"},
+    check_specs=[AssetCheckSpec(
+        "all_midib_checks_passed", asset="midib_validation_report",
+        description="Every check of the drop's MIDI-B answer key passed on the final output "
+                    "(see the workbook's Discrepancies sheet); none to run passes.")],
     owners=["team:imaging-data"],
     description=(
         "The ten MIDI-B checks of the drop's answer key run over the partition's final output "
@@ -69,7 +81,7 @@ def midib_validation_report(context: AssetExecutionContext, config: MidibValidat
     if not answer_key.is_file():
         # An empty table replaces the results of an earlier run that had a key.
         path = lake.write_table("midib_results", day, results_frame([]))
-        return MaterializeResult(metadata={
+        return MaterializeResult(check_results=[_midib_check(0, 0)], metadata={
             "checks": 0,
             "reason": f"no answer key: {config.answer_key} is not in the drop of {day}",
             "table": MetadataValue.path(lake.location(path)),
@@ -86,6 +98,9 @@ def midib_validation_report(context: AssetExecutionContext, config: MidibValidat
     results = validator.results(lake.stage(lake.root_path / "encoded" / day))
     table = lake.write_table("midib_results", day, results)
     reports = work.root / "reports"
+    # The results quote original values: owner-only, as everything else in the work folder.
+    reports.mkdir(parents=True, exist_ok=True, mode=OWNER_ONLY_DIR)
+    os.chmod(reports, OWNER_ONLY_DIR)
     database, workbook = reports / "midib_results.sqlite", reports / "midib_report.xlsx"
     write_results_db(results, database)
     write_workbook(results, workbook)
@@ -94,7 +109,8 @@ def midib_validation_report(context: AssetExecutionContext, config: MidibValidat
     per_check = score.drop(index="All").rename_axis("check").reset_index()
     per_check["check"] = per_check["check"].str.strip("<>")
     per_check["Score"] = per_check["Score"].round(DIGITS)
-    return MaterializeResult(metadata={
+    return MaterializeResult(check_results=[
+        _midib_check(int(score.loc["All", "Total"]), int(score.loc["All", "Fail"]))], metadata={
         "checks": int(score.loc["All", "Total"]),
         "failed": int(score.loc["All", "Fail"]),
         "score": MetadataValue.float(round(float(score.loc["All", "Score"]), 6)),
@@ -104,6 +120,12 @@ def midib_validation_report(context: AssetExecutionContext, config: MidibValidat
         "database": MetadataValue.path(lake.location(database)),
         "workbook": MetadataValue.path(lake.location(workbook)),
     })
+
+
+def _midib_check(checks: int, failed: int) -> AssetCheckResult:
+    return AssetCheckResult(check_name="all_midib_checks_passed", passed=failed == 0,
+                            severity=AssetCheckSeverity.WARN,
+                            metadata={"checks": checks, "failed": failed})
 
 
 def finding_step_timing(context: AssetExecutionContext) -> tuple[float | None, str | None]:
@@ -123,6 +145,7 @@ def finding_step_timing(context: AssetExecutionContext) -> tuple[float | None, s
 @asset(
     deps=[pixel_phi_findings],
     partitions_def=ingest_days,
+    retry_policy=TRANSIENT_RETRY,
     group_name="validate",
     kinds={"parquet", "excel"},
     owners=["team:imaging-data"],

@@ -6,6 +6,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from deid_pipeline.assets.metadata import dicom_metadata
 from deid_pipeline.partitions import ingest_days
+from deid_pipeline.policies import TRANSIENT_RETRY
 from deid_pipeline.resources import DataLake, PseudonymKey
 
 
@@ -16,6 +17,7 @@ SLIDES_WORK = "slides"
 @asset(
     deps=[dicom_metadata],
     partitions_def=ingest_days,
+    retry_policy=TRANSIENT_RETRY,
     group_name="deidentify",
     kinds={"svs", "tiff"},
     owners=["team:imaging-data"],

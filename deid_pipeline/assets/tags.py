@@ -2,20 +2,38 @@
 
 import shutil
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from deid_pipeline.assets.markdown import counts_table
 from deid_pipeline.assets.metadata import dicom_metadata
 from deid_pipeline.assets.slides import SLIDES_WORK
 from deid_pipeline.partitions import ingest_days
+from deid_pipeline.policies import TRANSIENT_RETRY
 from deid_pipeline.resources import DataLake, PseudonymKey
 
 
 @asset(
     deps=[dicom_metadata],
     partitions_def=ingest_days,
+    retry_policy=TRANSIENT_RETRY,
     group_name="deidentify",
     kinds={"dicom"},
+    check_specs=[
+        # A day whose every file went to quarantine would go on to publish an empty output.
+        AssetCheckSpec("files_deidentified", asset="deidentified_dicom", blocking=True,
+                       description="Some DICOM file was de-identified, unless the drop had none."),
+        AssetCheckSpec("nothing_quarantined", asset="deidentified_dicom",
+                       description="Every DICOM file of the drop was de-identified: none went "
+                                   "to quarantine (see quarantine_reasons)."),
+    ],
     owners=["team:imaging-data"],
     description=(
         "Every DICOM file of the partition with its tags de-identified (PS3.15 Annex E basic "
@@ -48,6 +66,15 @@ def deidentified_dicom(context: AssetExecutionContext, lake: DataLake,
     lake.publish(work)
     files = report.written + report.quarantined
     return MaterializeResult(
+        check_results=[
+            AssetCheckResult(check_name="files_deidentified",
+                             passed=report.written > 0 or files == 0,
+                             metadata={"files": report.written, "quarantined": report.quarantined}),
+            AssetCheckResult(check_name="nothing_quarantined", passed=report.quarantined == 0,
+                             severity=AssetCheckSeverity.WARN,
+                             metadata={"quarantined": report.quarantined,
+                                       "reasons": MetadataValue.json(report.reasons)}),
+        ],
         metadata={
             "files": report.written,
             "quarantined": report.quarantined,

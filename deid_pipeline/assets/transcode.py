@@ -6,6 +6,7 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 
 from deid_pipeline.assets.pixels import encoded_dicom
 from deid_pipeline.partitions import ingest_days
+from deid_pipeline.policies import TRANSIENT_RETRY
 from deid_pipeline.resources import DataLake
 
 
@@ -16,6 +17,7 @@ class TranscodeConfig(Config):
 @asset(
     deps=[encoded_dicom],
     partitions_def=ingest_days,
+    retry_policy=TRANSIENT_RETRY,
     group_name="deliver",
     kinds={"dicom"},
     owners=["team:imaging-data"],

@@ -75,6 +75,10 @@ def test_a_run_builds_the_marts_and_reports_dbt_tests_as_checks(tmp_path, monkey
     with duckdb.connect(str(tmp_path / "marts.duckdb"), read_only=True) as db:
         assert db.sql("select ingest_day, files_dropped from mart_partition_summary"
                       ).fetchall() == [(DAY, 1)]
+    # One target folder for every build, not one a run piling up in the project.
+    target = Path(dbt_project.project_dir) / "target"
+    assert (target / "build" / "run_results.json").is_file()
+    assert not list(target.glob("dbt_marts-*"))
 
 
 def test_on_s3_every_day_of_the_sources_is_staged_before_the_build(s3, tmp_path, monkeypatch):

@@ -4,6 +4,7 @@
 import io
 import sqlite3
 from contextlib import closing
+from pathlib import Path
 
 import openpyxl
 import pandas as pd
@@ -73,6 +74,9 @@ def test_midib_report_scores_the_final_output_into_table_database_and_workbook(d
     assert len(consistent) and consistent["check_passed"].all()
     assert meta["failed"].value == int((~results["check_passed"]).sum())
     assert meta["score"].value == round(results["check_passed"].mean(), 6)
+    (check,) = result.get_asset_check_evaluations()
+    assert (check.check_name, check.passed) == ("all_midib_checks_passed",
+                                                meta["failed"].value == 0)
     assert "| uid_consistent | 1.0 |" in meta["scores"].value
     assert "pixels_hidden" not in meta["scores"].value
     with closing(sqlite3.connect(meta["database"].value)) as db:
@@ -81,6 +85,7 @@ def test_midib_report_scores_the_final_output_into_table_database_and_workbook(d
     assert book.sheetnames[:3] == ["Scoring", "Actions", "Categories"]
     # Results quote original values: they stay in the work folder, never in metadata.
     assert meta["database"].value.startswith(str(lake.work(DAY)))
+    assert Path(meta["database"].value).parent.stat().st_mode & 0o777 == 0o700
     text = metadata_text(result, "midib_validation_report")
     assert not [value for value in original_identifiers(lake) if value in text]
 

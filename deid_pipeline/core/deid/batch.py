@@ -410,7 +410,7 @@ def deidentify_tree(src: Path, dst: Path, work: Path, engine: TagEngine,
         else:
             for chunk in chunks:
                 tally.add(chunk, deidentify_chunk(chunk, engine, dst, redactor), dst, audit)
-        actions = dict(audit.actions)
+    actions = dict(audit.actions)  # counted as the rows are written, the last when it closed
     tally.write()
     return BatchReport(written=tally.written, quarantined=sum(tally.reasons.values()),
                        seconds=time.perf_counter() - started, work=paths, reasons=tally.reasons,

@@ -114,6 +114,14 @@ def test_mapping_files_map_every_original_to_its_output_and_only_the_owner_can_r
         assert not list(dst.rglob(name))
 
 
+def test_the_report_counts_the_actions_applied(clean_run):
+    actions = clean_run["report"].actions
+    audit = pd.read_parquet(clean_run["work"] / "audit.parquet")
+
+    assert actions == audit["action"].astype(str).value_counts().to_dict()
+    assert actions["clean"] > 0 and actions["delete"] > 0
+
+
 def test_audit_names_actions_for_every_output_without_original_values(clean_run):
     audit = pd.read_parquet(clean_run["work"] / "audit.parquet")
 
