@@ -65,7 +65,8 @@ class MidibValidationConfig(Config):
         "The ten MIDI-B checks of the drop's answer key run over the partition's final output "
         "with the mapping files: every check's result as the `midib_results` table (the reference "
         "program's columns), an SQLite copy and the scoring workbook (Scoring, Actions, "
-        "Categories, one sheet per check, Discrepancies). A drop without an answer key "
+        "Categories, Scoring by series, Modalities, one sheet per check, Discrepancies). A drop "
+        "without an answer key "
         "materializes with no checks and says so."
     ),
 )

@@ -1,6 +1,6 @@
 """Workbooks readable as they open (frozen headers, fitted widths, pass/fail colours): the MIDI-B
-scoring workbook (Scoring per instance and by series, Actions, Categories, one detail sheet per
-check kind, Discrepancies) and any set of report tables."""
+scoring workbook (Scoring per instance and by series, Actions, Categories, Modalities, one detail
+sheet per check kind, Discrepancies) and any set of report tables."""
 
 from __future__ import annotations
 
@@ -60,29 +60,35 @@ def _sheet(book: Workbook, title: str, frame: pd.DataFrame, passed_column: str |
     return sheet
 
 
-def actions_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Pass/fail per check kind and element, as the reference report's Actions sheet."""
-    grouped = results.groupby(["action", "tag", "tag_name"])["check_passed"]
-    table = grouped.agg(Pass="sum", Total="count").reset_index()
+def _pass_fail(results: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    table = results.groupby(by)["check_passed"].agg(Pass="sum", Total="count").reset_index()
     table["Fail"] = table["Total"] - table["Pass"]
     table["Score"] = (table["Pass"] / table["Total"]).round(6)
-    return table[["action", "tag", "tag_name", "Fail", "Pass", "Total", "Score"]]
+    return table[[*by, "Fail", "Pass", "Total", "Score"]]
+
+
+def actions_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Pass/fail per check kind and element, as the reference report's Actions sheet."""
+    return _pass_fail(results, ["action", "tag", "tag_name"])
 
 
 def categories_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Pass/fail per modality and check kind (the synthetic key has no HIPAA/DICOM category
-    columns; a real MIDI-B key's categories are not carried through yet)."""
-    grouped = results.groupby(["modality", "action"])["check_passed"]
-    table = grouped.agg(Pass="sum", Total="count").reset_index()
-    table["Fail"] = table["Total"] - table["Pass"]
-    table["Score"] = (table["Pass"] / table["Total"]).round(6)
-    return table[["modality", "action", "Fail", "Pass", "Total", "Score"]]
+    """Pass/fail per category and subcategory (HIPAA, DICOM, TCIA: the reference report's
+    Categories sheet; checks of a key without answer_category_v2 fields are 'unknown' but for
+    those whose category their action fixes)."""
+    return _pass_fail(results, ["category", "subcategory"])
+
+
+def modalities_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Pass/fail per modality and check kind."""
+    return _pass_fail(results, ["modality", "action"])
 
 
 def write_workbook(results: pd.DataFrame, path: Path) -> None:
     sheets = {"Scoring": scoring(results), "Actions": actions_table(results),
               "Categories": categories_table(results),
-              "Scoring by series": scoring(worst_per_series(results))}
+              "Scoring by series": scoring(worst_per_series(results)),
+              "Modalities": modalities_table(results)}
     for action, rows in results.groupby("action"):
         sheets[action.strip("<>")] = rows[DETAIL_COLUMNS]
     sheets["Discrepancies"] = results.loc[~results["check_passed"], ["action"] + DETAIL_COLUMNS]

@@ -28,7 +28,7 @@ CHECKS = ("tag_retained", "text_notnull", "text_retained", "text_removed", "date
 PASS_WHEN_MISSING = frozenset({"text_removed", "date_shifted", "uid_changed", "pixels_hidden"})
 RESULT_COLUMNS = ("check_passed", "check_score", "action", "action_text", "file_value",
                   "answer_value", "tag", "tag_ds", "tag_name", "modality", "class", "patient",
-                  "study", "series", "instance")
+                  "study", "series", "instance", "category", "subcategory")
 # Fixed column types, so that a day without checks writes a table of the same schema as the others.
 RESULT_TYPES = {"check_passed": "bool", "check_score": "int64",
                 **{column: "str" for column in RESULT_COLUMNS[2:]}}
@@ -38,6 +38,20 @@ IGNORED_IN_PIXELS = re.compile(r"\bdob\s*:?|\[\s*[^\W\d_]\s*\]", re.IGNORECASE)
 # A binary value longer than this is data (pixels, a waveform), not text that a check could read.
 MAX_BINARY_TEXT = 1 << 16
 SCOPES = ("Instance", "Series", "Study", "Patient")
+# The reference program's category of a check (HIPAA, DICOM standard, TCIA best practice): fixed
+# for some actions, else the first of the key's answer_category_v2 fields that is set.
+FIXED_CATEGORIES = {
+    "date_shifted": ("hipaa", "HIPAA-C"), "uid_changed": ("hipaa", "HIPAA-R"),
+    "pixels_hidden": ("hipaa", "HIPAA-A"), "patid_consistent": ("dicom", "DICOM-P15-BASIC-C"),
+    "uid_consistent": ("dicom", "DICOM-P15-BASIC-U"), "pixels_retained": ("tcia", "TCIA-P15-PIX-K"),
+}
+CATEGORY_FIELDS = {
+    "tag_retained": (("dicom", "dicom_iod"),), "text_notnull": (("dicom", "dicom_iod"),),
+    "text_removed": (("hipaa", "hipaa_m"), ("hipaa", "hipaa_z"), ("tcia", "tcia_p15"),
+                     ("tcia", "tcia_ptkb"), ("tcia", "tcia_rev")),
+    "text_retained": (("tcia", "tcia_p15"), ("tcia", "tcia_ptkb"), ("tcia", "tcia_rev")),
+}
+UNKNOWN_CATEGORY = ("unknown", "unknown")
 STEP = re.compile(
     r'<\((?P<group>[0-9a-fA-F]{4}),(?:"(?P<creator>[^"]*)",(?P<offset>[0-9a-fA-F]{2})'
     r'|(?P<element>[0-9a-fA-F]{4}))\)>(?:\[<(?P<index>\d+)>\])?')
@@ -67,6 +81,19 @@ class AnswerCheck:
     value: str
     action_text: str
     scope: str = "Instance"  # one of SCOPES: the files of the instance, series or study
+    category: tuple[str, str] = UNKNOWN_CATEGORY  # (category, subcategory), category_of
+
+
+def category_of(action: str, categories: object) -> tuple[str, str]:
+    """(category, subcategory) of a check as the reference program reports it, from its action
+    and its answer_category_v2 fields (a real key's; the synthetic one has none)."""
+    if action in FIXED_CATEGORIES:
+        return FIXED_CATEGORIES[action]
+    fields = categories if isinstance(categories, dict) else {}
+    for category, field in CATEGORY_FIELDS.get(action, ()):
+        if fields.get(field):
+            return category, str(fields[field])
+    return UNKNOWN_CATEGORY
 
 
 @dataclass(frozen=True)
@@ -114,7 +141,9 @@ def load_answer_key(path: Path) -> list[AnswerCheck]:
                 action=unwrap(entry.get("action")), tag=unwrap(entry.get("tag")),
                 tag_ds=str(entry.get("tag_ds") or entry.get("tag") or ""),
                 tag_name=unwrap(entry.get("tag_name")), value=unwrap(entry.get("value")),
-                action_text=unwrap(entry.get("action_text")), scope=scope))
+                action_text=unwrap(entry.get("action_text")), scope=scope,
+                category=category_of(unwrap(entry.get("action")),
+                                     entry.get("answer_category_v2"))))
     return checks
 
 
@@ -283,6 +312,7 @@ class MidibValidator:
             "tag_ds": check.tag_ds, "tag_name": check.tag_name, "modality": check.modality,
             "class": check.sop_class, "patient": check.patient, "study": check.study,
             "series": check.series, "instance": instance,
+            "category": check.category[0], "subcategory": check.category[1],
         }
 
 

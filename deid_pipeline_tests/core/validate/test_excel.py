@@ -31,7 +31,7 @@ def test_workbook_has_the_reference_sheets_scores_and_colours(tmp_path):
     book = openpyxl.load_workbook(tmp_path / "report.xlsx")
 
     assert book.sheetnames == ["Scoring", "Actions", "Categories", "Scoring by series",
-                               "text_removed", "uid_changed", "Discrepancies"]
+                               "Modalities", "text_removed", "uid_changed", "Discrepancies"]
     scoring = {row[0]: row[1:] for row in book["Scoring"].iter_rows(min_row=2, values_only=True)}
     assert scoring["All"][:3] == (1, 2, 3)  # Fail, Pass, Total
     assert scoring["<text_removed>"][:3] == (1, 1, 2)

@@ -202,7 +202,8 @@ def test_any_bracketed_letter_left_in_a_hidden_box_is_ignored():
 
 def test_odd_keys_load_unknown_actions_left_out(tmp_path):
     entries = {"0": {"action": "<text_removed>", "tag": "<(0010,0010)>", "tag_ds": "",
-                     "value": 12345, "action_text": None},
+                     "value": 12345, "action_text": None,
+                     "answer_category_v2": {"hipaa_m": "", "hipaa_z": "HIPAA-A"}},
                "1": {"action": "<spelling_checked>", "tag": "<(0010,0010)>"}}
     with sqlite3.connect(tmp_path / "key.db") as db:
         db.execute("CREATE TABLE answer_data (SOPInstanceUID, StudyInstanceUID, SeriesInstanceUID,"
@@ -212,8 +213,8 @@ def test_odd_keys_load_unknown_actions_left_out(tmp_path):
 
     (check,) = load_answer_key(tmp_path / "key.db")
 
-    assert (check.action, check.tag_ds, check.value, check.scope) == (
-        "text_removed", "<(0010,0010)>", "12345", "Instance")
+    assert (check.action, check.tag_ds, check.value, check.scope, check.category) == (
+        "text_removed", "<(0010,0010)>", "12345", "Instance", ("hipaa", "HIPAA-A"))
 
 
 def test_a_series_check_judges_every_file_of_the_series_and_scores_its_worst(tmp_path):
