@@ -66,8 +66,7 @@ class MidibValidationConfig(Config):
         "with the mapping files: every check's result as the `midib_results` table (the reference "
         "program's columns), an SQLite copy and the scoring workbook (Scoring, Actions, "
         "Categories, Scoring by series, Modalities, one sheet per check, Discrepancies). A drop "
-        "without an answer key "
-        "materializes with no checks and says so."
+        "without an answer key materializes with no checks and says so."
     ),
 )
 def midib_validation_report(context: AssetExecutionContext, config: MidibValidationConfig,
