@@ -50,16 +50,19 @@ def _alternation(phrases: set[str]) -> str:
 
 class LeakGate:
     def __init__(self, original: IdentifyingValues) -> None:
+        parts = {p for p in original.name_parts if len(p) >= MIN_NAME_PART or _ideographic(p)}
         phrases = {
-            "name": {p for p in original.name_parts if len(p) >= MIN_NAME_PART or _ideographic(p)}
-            | original.joined_names,
+            "name": parts | original.joined_names,
             "identifier": {i for i in original.ids if len(i) >= MIN_ID},
             "place or contact": {p for p in original.places | original.joined_places()
                                  if len(p) >= MIN_ID},
             "date": original.date_renderings(),
         }
         self._phrases = phrases
-        self._screen = {value for values in phrases.values() for value in values}
+        # A name joined into one word holds its parts, which the screen looks for already: it
+        # needs the joined form only where every part is too short to be screened.
+        self._screen = {value for values in phrases.values() for value in values} - {
+            joined for joined in original.joined_names if any(p in joined for p in parts)}
         self._ascii = all(value.isascii() for value in self._screen)
 
     def may_leak(self, written: bytes | None, character_set: str | list[str] | None = None) -> bool:
