@@ -52,6 +52,9 @@ BAND_MIN_LINE_SHARE = 0.7
 # letter) is cut back to its ink only over columns without any faint ink: what is fainter than
 # the ink threshold but above the noise (rims, low-contrast strokes, texture) keeps it.
 FAINT_MIN_LEVELS, FAINT_CAP = 3, 0.5
+# Ink columns within a character of a word's estimated span join it across gaps of at most
+# this share of its band's height (the space between letters); a wider gap is a word space.
+LETTER_GAP_SHARE = 0.25
 
 
 def fit_to_ink(image: np.ndarray, box: Box, words: list[W]) -> tuple[Box, list[W]]:
@@ -97,10 +100,9 @@ def fit_to_ink(image: np.ndarray, box: Box, words: list[W]) -> tuple[Box, list[W
         reach = math.ceil((right - left + 1) / max(len(word.text), 1))
         fit = None
         for difference in differences:
-            fit = fit or ink_extent(difference[:, low:high + 1], left - low - reach,
-                                     right - low + reach)
+            fit = fit or ink_extent(difference[:, low:high + 1], left - low, right - low, reach)
         # The strokes' own band where the background's is missing or swollen by anatomy.
-        stroke_fit = ink_extent(strokes[:, low:high + 1], left - low - reach, right - low + reach)
+        stroke_fit = ink_extent(strokes[:, low:high + 1], left - low, right - low, reach)
         if stroke_fit is not None and (
                 fit is None or _band_height(fit) > STROKE_BAND_RATIO * _band_height(stroke_fit)):
             fit = stroke_fit
@@ -241,11 +243,12 @@ def stroke_contrast(crop: np.ndarray) -> np.ndarray:
                    for c in range(samples.shape[2])], axis=0).astype(np.int16)
 
 
-def ink_extent(difference: np.ndarray, left: int, right: int
+def ink_extent(difference: np.ndarray, left: int, right: int, reach: int = 0
                 ) -> tuple[tuple[int, int], tuple[int, int]] | None:
     """Columns and rows of the ink in a word's window (`difference` from the background) that
-    reaches into columns `left`..`right` through the window's middle row; None when no ink
-    does. Columns that differ from the background in the box's outer rows as well are
+    reaches into columns `left`..`right` through the window's middle row, with the runs within
+    `reach` beyond them that a letter's gap joins (_chained); None when no ink does. Columns
+    that differ from the background in the box's outer rows as well are
     structure crossing the line, not ink; a row holds ink when well above the noise left in
     the outer rows."""
     strongest = float(np.percentile(difference, 99))
@@ -276,8 +279,31 @@ def ink_extent(difference: np.ndarray, left: int, right: int
     while bottom < high and tails[bottom + 1]:
         bottom += 1
     edges = np.diff(np.concatenate([[0], ink[top:bottom + 1].any(axis=0).astype(np.int8), [0]]))
-    reached = [(a, b) for a, b in zip(np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0] - 1)
-               if b >= left and a <= right]
+    runs = list(zip(np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0] - 1))
+    reached = _chained(runs, left, right, reach, LETTER_GAP_SHARE * (bottom - top + 1))
     if not reached:
         return None
-    return (int(reached[0][0]), int(reached[-1][1])), (top, bottom)
+    return (int(reached[0]), int(reached[1])), (top, bottom)
+
+
+def _chained(runs: list[tuple[int, int]], left: int, right: int, reach: int,
+             letter_gap: float) -> tuple[int, int] | None:
+    """The columns of the ink runs that reach into `left`..`right`, joined by the runs within
+    `reach` beyond it that lie at most `letter_gap` from them (a character the recogniser
+    placed off its glyph or dropped at the word's end): the last letter of the word before,
+    a word space away, is not the word's. Without a run in `left`..`right`, those within
+    `reach` of it."""
+    core = [(a, b) for a, b in runs if b >= left and a <= right]
+    if not core:
+        core = [(a, b) for a, b in runs if b >= left - reach and a <= right + reach]
+        return (core[0][0], core[-1][1]) if core else None
+    start, end = core[0][0], core[-1][1]
+    for a, b in reversed([r for r in runs if r[1] < start and r[1] >= left - reach]):
+        if start - b - 1 > letter_gap:
+            break
+        start = a
+    for a, b in (r for r in runs if r[0] > end and r[0] <= right + reach):
+        if a - end - 1 > letter_gap:
+            break
+        end = b
+    return start, end

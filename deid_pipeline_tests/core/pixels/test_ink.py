@@ -209,3 +209,38 @@ def test_faint_text_beside_darker_anatomy_keeps_its_estimated_span():
     assert fitted[2].box[0] <= 252
     first_ink = 247 + int(np.argmax((crop[8:28, 247:262] >= 250).any(axis=0)))
     assert padded(fitted[2].box, rows, columns)[0] <= first_ink
+
+
+def test_a_short_word_does_not_take_the_edges_of_its_neighbours():
+    """The fit looks a character beyond a word's estimate for a letter the recogniser placed
+    off its glyph; for "[F]" that is a third of its width, more than the word space, yet the
+    neighbours' ink a word space away (where their estimates fell short of it) is not its."""
+    mask = np.zeros((ROWS, COLUMNS), np.uint8)
+    spans, x = [], 40
+    for word in ("DOE", "[F]", "45Y"):
+        (width, _), _ = cv2.getTextSize(word, cv2.FONT_HERSHEY_SIMPLEX, 0.8, 2)
+        cv2.putText(mask, word, (x, 70), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 255, 2, cv2.LINE_AA)
+        ink = np.nonzero(mask[:, x - 3:x + width + 3].any(axis=0))[0] + x - 3
+        spans.append((int(ink.min()), int(ink.max())))
+        x += width + 8
+    image = (mask / 255 * 220 + 20).astype(np.uint8)
+    (doe_a, doe_b), (a, b), (age_a, age_b) = spans
+    words = [Word("DOE", (doe_a, 40, doe_b - 8, 90), 0.9), Word("[F]", (a, 40, b, 90), 0.9),
+             Word("45Y", (age_a + 8, 40, age_b, 90), 0.9)]
+
+    _, (_, sex, _) = fit_to_ink(image, (30, 40, age_b + 10, 90), words)
+
+    assert a - 1 <= sex.box[0] and sex.box[2] <= b + 1
+
+def test_a_last_letter_the_recogniser_dropped_is_joined_to_its_word():
+    mask, spans = _ink_mask()
+    image = (mask / 255 * 220 + 20).astype(np.uint8)
+    box, _ = _detected(mask, spans)
+    a, b = spans[1]
+    (without_last, _), _ = cv2.getTextSize("JAN", cv2.FONT_HERSHEY_SIMPLEX, 0.8, 2)
+    words = [Word("JAN", (a, box[1], a + without_last - 4, box[3]), 0.9)]
+
+    _, (jane,) = fit_to_ink(image, box, words)
+
+    last_ink = a + int(np.nonzero(mask[:, a:b + 1].any(axis=0))[0].max())
+    assert jane.box[2] >= last_ink - 1
