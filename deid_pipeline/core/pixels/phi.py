@@ -72,6 +72,17 @@ MAMMOGRAPHY_VIEW = re.compile(r"^[LR](?:CC|MLO|XCCL|XCCM|XCC|ML|LM|LMO|SIO|FB|CV
 FIELD_LABELS = frozenset("""
 NAME PATIENT PT ID DOB BIRTH DATE STUDY AGE SEX INSTITUTION HOSPITAL MRN ACC ACCESSION
 """.split())
+
+
+def awaits_value(text: str) -> bool:
+    """Whether a line's last word `text` is a label whose value should follow it: one ending
+    in a colon, or a PHI field's label whole or cut short where the detector stopped ("AC" of
+    "ACC:")."""
+    token = normalise(text)
+    return text.rstrip().endswith(":") or (
+        len(token) >= 2 and any(label.startswith(token) for label in FIELD_LABELS))
+
+
 # OCR reads digits in a mostly-digit token as look-alike letters now and then.
 DIGIT_LOOKALIKES = str.maketrans({"O": "0", "Q": "0", "D": "0", "I": "1", "L": "1", "|": "1",
                                   "Z": "2", "S": "5", "B": "8", "G": "6"})

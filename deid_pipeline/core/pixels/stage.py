@@ -7,6 +7,7 @@ an MD5 of them). The findings name file, frames, box, reason and scores, never t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -19,17 +20,21 @@ from deid_pipeline.core.deid.identifiers import IdentifyingValues
 from deid_pipeline.core.pixels.ink import (difference_from_background, ink_extent,
                                            stroke_contrast)
 from deid_pipeline.core.pixels.ocr import Box, TextLine, TextReader, Word
-from deid_pipeline.core.pixels.phi import PixelPhiJudge, Reason, WordVerdict, visual_lines
+from deid_pipeline.core.pixels.phi import (PixelPhiJudge, Reason, WordVerdict, awaits_value,
+                                           visual_lines)
 from deid_pipeline.core.pixels.redact import fill_boxes
 from deid_pipeline.core.pixels.views import frames_to_read, reading_views
 from deid_pipeline.core.pixels.zones import Zone
 from deid_pipeline.core.transcode import decode_pixels, transfer_syntax_of, write_pixels_back
 
 
-# A line whose first or last word is PHI may go on where the detector stopped (a date right after
-# an ID, faint ink over anatomy): the strip this many line heights beyond that end, on the line's
+# A line whose first or last word is PHI, or whose last word is a label ("ID:", "AC" of "ACC:"),
+# may go on where the detector stopped (a date right after an ID, faint ink over anatomy, a
+# value over the body's edge): the strip this many line heights beyond that end, on the line's
 # rows and short of any other line, is read again, and hidden where it holds PHI.
 STRIP_HEIGHTS = 8
+# After a label, its value: an ID or a name of up to about twenty characters.
+LABEL_STRIP_HEIGHTS = 14
 # Ink touching a PHI line's end (in any reading view), at most this many text heights wide, is
 # part of the line, read or not.
 ADJACENT_MAX_HEIGHTS = 4
@@ -120,7 +125,8 @@ class PixelRedactor:
             result.frames_read += 1
             lines = self.reader.read_frame(frame.pixels, ds)
             verdicts = judge.judge_frame(lines)
-            if any(v.is_phi for v in verdicts) and hasattr(self.reader, "recognize"):
+            if hasattr(self.reader, "recognize") and any(v.is_phi or awaits_value(v.text)
+                                                         for v in verdicts):
                 verdicts += self._beyond_ends(frame.pixels, ds, lines, judge)
             for verdict in verdicts:
                 result.findings.append(BoxFinding(frame.indices, verdict.box, verdict.is_phi,
@@ -133,7 +139,8 @@ class PixelRedactor:
 
     def _beyond_ends(self, pixels, ds: Dataset, lines: Sequence[TextLine],
                      judge: PixelPhiJudge) -> list[WordVerdict]:
-        """PHI read in the strips just beyond the ends of lines whose end word is PHI."""
+        """PHI read in the strips just beyond the ends of lines whose end word is PHI, and
+        beyond the last word of lines that end in a label."""
         images = {view.name: view.image for view in reading_views(pixels, ds)}
         found = []
         for line in visual_lines(lines):
@@ -142,10 +149,15 @@ class PixelRedactor:
             if image is None or not verdicts:
                 continue
             for end, verdict in ((-1, verdicts[0]), (1, verdicts[-1])):
-                if not verdict.is_phi:
+                labels_value = end > 0 and awaits_value(verdict.text)
+                if not (verdict.is_phi or labels_value):
                     continue
-                strip = _strip_beyond(line.box, end, image.shape[:2], lines)
+                strip = _strip_beyond(line.box, end, image.shape[:2], lines,
+                                      LABEL_STRIP_HEIGHTS if labels_value else STRIP_HEIGHTS)
                 if strip is None:
+                    continue
+                if labels_value:  # the rest of the label and its value: read, whatever is near
+                    found += self._read_strip(image, strip, judge, to_end=True)
                     continue
                 # The line's own view first; faint ink next to it may show only in another.
                 views = (image, *(other for other in images.values() if other is not image))
@@ -155,22 +167,31 @@ class PixelRedactor:
                           if adjacent else self._read_strip(image, strip, judge))
         return found
 
-    def _read_strip(self, image: np.ndarray, strip: Box, judge: PixelPhiJudge
-                    ) -> list[WordVerdict]:
-        """The PHI in `strip` (a line's rows, beyond its end), boxed to the ink columns."""
+    def _read_strip(self, image: np.ndarray, strip: Box, judge: PixelPhiJudge,
+                    to_end: bool = False) -> list[WordVerdict]:
+        """The PHI in `strip` (a line's rows, beyond its end), boxed to the ink columns; with
+        `to_end`, read from its first ink to its end and boxed to the characters read (ink
+        over anatomy, as a value running onto the body's edge, is not found column by
+        column)."""
         found = _strip_ink(image, strip)
         if found is None:
             return []
         crop, (a, b) = found
-        x1, y1, _, y2 = strip
+        x1, y1, x2, y2 = strip
         height = y2 - y1 + 1
-        box = (x1 + a, y1, x1 + b, y2)
-        ink = crop[:, max(0, a - height // 4):b + height // 4 + 1]
+        start = max(0, a - height // 4)
+        ink = crop[:, start:(x2 - x1 + 1 if to_end else b + height // 4 + 1)]
         ink = cv2.cvtColor(ink, cv2.COLOR_GRAY2BGR) if ink.ndim == 2 else ink
-        text, score, _ = self.reader.recognize([np.ascontiguousarray(ink)])[0]
+        text, score, characters = self.reader.recognize([np.ascontiguousarray(ink)])[0]
         text = text.strip()
         if not text:
             return []
+        if to_end and characters:
+            # The last character's centre and half the pitch of the characters read.
+            centres = [x for _, x, _ in characters]
+            pitch = (centres[-1] - centres[0]) / max(len(centres) - 1, 1) or height / 2
+            b = min(x2 - x1, start + math.ceil(centres[-1] + pitch / 2))
+        box = (x1 + a, y1, x1 + b, y2)
         return [v for v in judge.judge(TextLine(box, text, score, [Word(text, box, score)]))
                 if v.reason in STRIP_REASONS]
 
@@ -221,17 +242,17 @@ def _adjacent_ink(image: np.ndarray, strip: Box, end: int) -> Box | None:
         else None
 
 
-def _strip_beyond(box: Box, end: int, shape: tuple[int, int], lines: Sequence[TextLine]
-                  ) -> Box | None:
-    """The strip STRIP_HEIGHTS line heights beyond the left (`end` -1) or right (+1) end of
+def _strip_beyond(box: Box, end: int, shape: tuple[int, int], lines: Sequence[TextLine],
+                  heights: int = STRIP_HEIGHTS) -> Box | None:
+    """The strip `heights` line heights beyond the left (`end` -1) or right (+1) end of
     `box`, on its rows, inside the image and short of the other lines on those rows; None when
     less than a line height is left."""
     x1, y1, x2, y2 = box
     height = y2 - y1 + 1
     if end > 0:
-        a, b = x2 + 1, min(shape[1] - 1, x2 + STRIP_HEIGHTS * height)
+        a, b = x2 + 1, min(shape[1] - 1, x2 + heights * height)
     else:
-        a, b = max(0, x1 - STRIP_HEIGHTS * height), x1 - 1
+        a, b = max(0, x1 - heights * height), x1 - 1
     for other in lines:
         ox1, oy1, ox2, oy2 = other.box
         overlap = min(y2, oy2) - max(y1, oy1) + 1

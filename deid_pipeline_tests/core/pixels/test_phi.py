@@ -2,7 +2,7 @@ import pytest
 
 from deid_pipeline.core.deid.identifiers import gather
 from deid_pipeline.core.pixels.ocr import TextLine, Word
-from deid_pipeline.core.pixels.phi import PixelPhiJudge, Reason
+from deid_pipeline.core.pixels.phi import PixelPhiJudge, Reason, awaits_value
 from deid_pipeline_tests.dicom_factory import ct_with_nested_and_private
 
 
@@ -165,3 +165,12 @@ def test_an_id_read_without_its_first_character_grows_to_the_left(judge):
     verdict, = judge.judge(TextLine((40, 0, 109, 9), "RN12345", 0.9,
                                     [Word("RN12345", (40, 0, 109, 9), 0.9)]))
     assert verdict.reason is Reason.IDENTIFIER and verdict.box == (30, 0, 109, 9)
+
+
+@pytest.mark.parametrize(("text", "awaits"), [
+    ("ID:", True), ("Referring:", True), ("DOB", True), ("Acc", True), ("AC", True),
+    ("AP", False), ("PORTABLE", False), ("W:400", False), ("1234", False), ("A", False),
+])
+def test_a_label_at_a_line_end_awaits_its_value(text, awaits):
+    # A colon, or a PHI field's label whole or cut short where the detector stopped.
+    assert awaits_value(text) is awaits

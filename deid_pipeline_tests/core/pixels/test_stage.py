@@ -231,6 +231,21 @@ def test_the_strip_beyond_a_line_stops_at_the_next_line_and_the_frame():
     assert _strip_beyond((5, 10, 50, 21), -1, (512, 512), []) is None
 
 
+def test_a_value_the_detector_left_out_after_its_label_is_read_and_hidden(redactor):
+    # The detector stopped after "ID:" (a value running onto the body's edge): the label
+    # alone is no PHI, but the strip after it is read to its end and its value hidden.
+    ds, frame = ct_frame("ID: MRN12345", size=512)
+    result, _ = PixelRedactor(_CutShort(redactor.reader)).find(ds, gather(ds))
+    (id_box,) = [f.box for f in result.findings if f.reason == "metadata:identifier"]
+    columns = np.nonzero((frame[id_box[1]:id_box[3] + 1] > 400).any(axis=0))[0]
+    height = id_box[3] - id_box[1] + 1
+    value_start = columns[np.argmax(np.diff(columns)) + 1]  # after the space past "ID:"
+    # Boxed to the characters read, from the value's first ink (with the margin) to about its
+    # last.
+    assert padded(id_box, 512, 512)[0] <= value_start
+    assert columns.max() - 2 <= id_box[2] <= columns.max() + height
+
+
 class _LabelCut(_CutShort):
     """A reader whose detector left out a line's first word (its field's label)."""
 
