@@ -368,7 +368,7 @@ class TextReader:
             if turned:
                 words = [Word(w, box, score) for w in text.split()]
             else:
-                box, words = fit_to_ink(images[det.view], box, _words(chars, box))
+                box, words = fit_to_ink(images[det.view], box, split_words(chars, box))
             lines.append(TextLine(box, text, round(score, 5), words, round(det.score, 5),
                                   names[det.view]))
         lines.sort(key=lambda line: (line.box[1], line.box[0]))
@@ -527,7 +527,7 @@ def _merge(detections: list[_Detection], preferred: set[int]) -> list[_Detection
     return merged
 
 
-def _words(chars: list, box: Box) -> list[Word]:
+def split_words(chars: list, box: Box) -> list[Word]:
     """Split a line's characters (char, x-centre in the crop, probability) at spaces into words
     with boxes: from half a character before the first centre to half after the last."""
     x1, y1, x2, y2 = box

@@ -181,6 +181,11 @@ def _ascii_fold(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
 
 
+def _unaccented(text: str) -> str:
+    """`text` with each accented letter as its base letter, one character for one."""
+    return "".join(unicodedata.normalize("NFKD", c)[0] for c in text)
+
+
 def _value_of(text: str) -> str:
     """A word's value without the field label OCR glued to it ("Age:57" is 57)."""
     label, colon, value = text.partition(":")
@@ -480,9 +485,10 @@ class PixelPhiJudge:
         for word in words:
             starts.append(len(text))
             text += word.text + " "
-        # The same text with look-alike digits read as letters in mostly-letter words ("5ep"):
-        # same length, so spans fall on the same words.
-        letters = " ".join(as_letters(word.text) for word in words) + " "
+        # The same text with look-alike digits read as letters in mostly-letter words ("5ep"),
+        # and accents a misread put on a letter dropped ("5ép"): same length, so spans fall on
+        # the same words.
+        letters = " ".join(as_letters(_unaccented(word.text)) for word in words) + " "
         spans: list[tuple[int, int, Reason]] = []
         for pattern in PHI_PATTERNS:
             spans += [(*m.span(), Reason.TEXT_PATTERN) for m in pattern.finditer(text)]

@@ -19,7 +19,7 @@ from deid_pipeline.core.deid.free_text import SpanFinder
 from deid_pipeline.core.deid.identifiers import IdentifyingValues
 from deid_pipeline.core.pixels.ink import (difference_from_background, ink_extent,
                                            stroke_contrast)
-from deid_pipeline.core.pixels.ocr import Box, TextLine, TextReader, Word
+from deid_pipeline.core.pixels.ocr import Box, TextLine, TextReader, Word, split_words
 from deid_pipeline.core.pixels.phi import (PixelPhiJudge, Reason, WordVerdict, awaits_value,
                                            visual_lines)
 from deid_pipeline.core.pixels.redact import fill_boxes
@@ -157,22 +157,23 @@ class PixelRedactor:
                 if strip is None:
                     continue
                 if labels_value:  # the rest of the label and its value: read, whatever is near
-                    found += self._read_strip(image, strip, judge, to_end=True)
+                    found += self._read_strip(image, strip, judge, line, end, to_end=True)
                     continue
                 # The line's own view first; faint ink next to it may show only in another.
                 views = (image, *(other for other in images.values() if other is not image))
                 adjacent = next((box for view_image in views
                                  if (box := _adjacent_ink(view_image, strip, end))), None)
                 found += ([WordVerdict("", adjacent, True, Reason.SAME_LINE, verdict.score)]
-                          if adjacent else self._read_strip(image, strip, judge))
+                          if adjacent else self._read_strip(image, strip, judge, line, end))
         return found
 
-    def _read_strip(self, image: np.ndarray, strip: Box, judge: PixelPhiJudge,
-                    to_end: bool = False) -> list[WordVerdict]:
-        """The PHI in `strip` (a line's rows, beyond its end), boxed to the ink columns; with
+    def _read_strip(self, image: np.ndarray, strip: Box, judge: PixelPhiJudge, line: TextLine,
+                    end: int, to_end: bool = False) -> list[WordVerdict]:
+        """The PHI in `strip` (`line`'s rows, beyond its `end`), boxed to the ink columns; with
         `to_end`, read from its first ink to its end and boxed to the characters read (ink
         over anatomy, as a value running onto the body's edge, is not found column by
-        column)."""
+        column). Its words are judged with the line's (the rest of a value the line began:
+        "Medical Center" after "Francis, Todd and Boyer")."""
         found = _strip_ink(image, strip)
         if found is None:
             return []
@@ -184,16 +185,21 @@ class PixelRedactor:
         ink = cv2.cvtColor(ink, cv2.COLOR_GRAY2BGR) if ink.ndim == 2 else ink
         text, score, characters = self.reader.recognize([np.ascontiguousarray(ink)])[0]
         text = text.strip()
-        if not text:
+        if not text or not characters:
             return []
-        if to_end and characters:
+        if to_end:
             # The last character's centre and half the pitch of the characters read.
             centres = [x for _, x, _ in characters]
             pitch = (centres[-1] - centres[0]) / max(len(centres) - 1, 1) or height / 2
             b = min(x2 - x1, start + math.ceil(centres[-1] + pitch / 2))
-        box = (x1 + a, y1, x1 + b, y2)
-        return [v for v in judge.judge(TextLine(box, text, score, [Word(text, box, score)]))
-                if v.reason in STRIP_REASONS]
+        words = split_words(characters, (x1 + start, y1, x1 + start + ink.shape[1] - 1, y2))
+        line_words = list(line.words or [Word(line.text, line.box, line.score)])
+        context = line_words + words if end > 0 else words + line_words
+        verdicts = judge.judge(TextLine(line.box, line.text, line.score, context))
+        read = verdicts[len(line_words):] if end > 0 else verdicts[:len(words)]
+        reasons = [v.reason for v in read if v.reason in STRIP_REASONS]
+        return [WordVerdict(text, (x1 + a, y1, x1 + b, y2), True, reasons[0], score)] \
+            if reasons else []
 
     def redact(self, ds: Dataset, known: IdentifyingValues, *, sex: str | None = None,
                ages: Sequence[str] = ()) -> PixelResult:

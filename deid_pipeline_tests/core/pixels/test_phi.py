@@ -174,3 +174,12 @@ def test_an_id_read_without_its_first_character_grows_to_the_left(judge):
 def test_a_label_at_a_line_end_awaits_its_value(text, awaits):
     # A colon, or a PHI field's label whole or cut short where the detector stopped.
     assert awaits_value(text) is awaits
+
+
+def test_a_date_with_an_accent_misread_on_its_month_is_a_date():
+    # JPEG noise over "Sep": read "5ép" (a digit and an accented letter).
+    judge = PixelPhiJudge(gather(ct_with_nested_and_private()))
+    words = [Word(text, (i * 40, 0, i * 40 + 30, 12), 0.9)
+             for i, text in enumerate(["Study", "Date:", "1999", "5ép", "08"])]
+    verdicts = judge.judge(TextLine((0, 0, 190, 12), " ".join(w.text for w in words), 0.9, words))
+    assert [v.is_phi for v in verdicts[2:]] == [True, True, True]

@@ -213,6 +213,16 @@ def test_phi_just_beyond_the_end_of_a_line_with_phi_is_read_and_hidden(redactor)
     assert dates[0][2] < id_box[2] + 8 * (id_box[3] - id_box[1] + 1)
 
 
+def test_the_rest_of_a_value_beyond_a_line_end_is_judged_with_the_line(redactor):
+    # "Center" alone names no one; after "Springfield" it is the rest of the institution
+    # the detector stopped short of (too far from it to count as ink touching its end).
+    ds, _ = ct_frame("Springfield    Center", size=512)
+    ds.InstitutionName = "Springfield Center"
+    result, _ = PixelRedactor(_CutShort(redactor.reader)).find(ds, gather(ds))
+    places = sorted(f.box for f in result.findings if f.reason == "metadata:place")
+    assert len(places) == 2 and places[1][0] > places[0][2]
+
+
 def test_a_line_without_phi_at_its_end_gets_no_strip_read(redactor):
     # "AP" alone is safe: the strip after it (holding a date) is not read.
     ds, _ = ct_frame("AP PORTABLE 07/04/1999", size=512)
