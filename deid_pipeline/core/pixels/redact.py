@@ -26,11 +26,11 @@ from deid_pipeline.core.pixels.views import frame_count, samples_per_pixel
 MARGIN, MARGIN_SHARE = 2, 8
 MARGIN_ROWS, MARGIN_ROWS_SHARE = 1, 24
 # Most of a margin is background: it is filled only where it stands out from the ring of RING
-# pixels around it, by more than RIM_SPREADS of the ring's spread (MAD-scaled) from its
-# median, and with that median, so that a stroke there vanishes in either polarity. Filling
-# the whole margin changed 0.4-0.8 % of the pixels outside the text; this, 0.2-0.5 %, with the
-# same words hidden and nothing more read in them by the OCR (bench_pixels.py, dev and synth).
-RING, RIM_SPREADS = 2, 3.0
+# pixels around it (_rims), and with that ring's median, so that a stroke there vanishes in
+# either polarity. Filling the whole margin changed 0.4-0.8 % of the pixels outside the text;
+# this, 0.2-0.5 %, with the same words hidden and nothing more read in them by the OCR, even
+# with every box 2 pixels short at both ends (bench_pixels.py, dev and synth).
+RING, RIM_SPREADS, RIM_INK_SHARE = 2, 3.0, 0.5
 
 
 def black_value(pixels: np.ndarray, ds: Dataset) -> int | tuple[int, ...]:
@@ -76,7 +76,7 @@ def fill_boxes(pixels: np.ndarray, ds: Dataset, boxes: Iterable[Box]) -> np.ndar
     frames = out if frame_count(out, ds) > 1 else out[np.newaxis]
     for box in boxes:
         x1, y1, x2, y2 = padded(box, rows, columns)
-        rims = _rims(source, (x1, y1, x2, y2), rows, columns)
+        rims = _rims(source, box, (x1, y1, x2, y2), rows, columns)
         if rims is None:
             frames[:, y1:y2 + 1, x1:x2 + 1] = value
             continue
@@ -88,10 +88,14 @@ def fill_boxes(pixels: np.ndarray, ds: Dataset, boxes: Iterable[Box]) -> np.ndar
     return out
 
 
-def _rims(source: np.ndarray, margin: Box, rows: int, columns: int
+def _rims(source: np.ndarray, box: Box, margin: Box, rows: int, columns: int
           ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per frame, the background around `margin` (the padded box) and the mask of its pixels
-    that stand out from it; None when no background shows around it (the whole frame)."""
+    """Per frame, the background around `margin` (`box` padded) and the mask of the margin's
+    pixels that stand out from it: by more than RIM_SPREADS of its spread, or than
+    RIM_INK_SHARE of how far the box's own ink stands out (its 99th percentile), whichever is
+    less. The second holds over noise the text barely clears (a scout's text at an extreme
+    over speckle): a letter the fit cut short stands out from the noise by no more than the
+    ink in the box. None when no background shows around the margin (the whole frame)."""
     x1, y1, x2, y2 = margin
     ox1, oy1 = max(0, x1 - RING), max(0, y1 - RING)
     ox2, oy2 = min(columns - 1, x2 + RING), min(rows - 1, y2 + RING)
@@ -105,7 +109,12 @@ def _rims(source: np.ndarray, margin: Box, rows: int, columns: int
     spread = 1.4826 * np.median(np.abs(samples - background[:, None]), axis=1)
     inner = source[:, y1:y2 + 1, x1:x2 + 1].astype(np.float64)
     shape = (len(source), 1, 1) + inner.shape[3:]
-    deviation = np.abs(inner - background.reshape(shape)) > RIM_SPREADS * spread.reshape(shape)
+    deviation = np.abs(inner - background.reshape(shape))
     if deviation.ndim == 4:
-        deviation = deviation.any(axis=-1)
-    return np.rint(background).astype(source.dtype), deviation
+        deviation, spread = deviation.max(axis=-1), spread.max(axis=-1)
+    inside = deviation[:, max(box[1] - y1, 0):box[3] - y1 + 1, max(box[0] - x1, 0):box[2] - x1 + 1]
+    ink = (np.percentile(inside.reshape(len(source), -1), 99, axis=1) if inside.size
+           else np.full(len(source), np.inf))
+    threshold = np.minimum(RIM_SPREADS * spread, RIM_INK_SHARE * ink)
+    standing_out = deviation > threshold[:, None, None]
+    return np.rint(background).astype(source.dtype), standing_out
