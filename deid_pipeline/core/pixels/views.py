@@ -41,7 +41,9 @@ Colour frames (RGB, YBR converted to RGB, PALETTE COLOR through its lookup table
 ``color`` view (BGR, the detector's order), when the picture is not grey a ``gray`` view of the
 brightest channel, in which coloured text on grey anatomy is plain white-on-grey, and a
 ``local`` view of that channel when some flat part of it carries faint marks (an ultrasound
-header band). A colour frame whose channels agree everywhere (a grey picture stored as colour)
+header band), and a ``detail`` view of it (each pixel's difference from the median around it,
+amplified) when marks a few levels off a flat background hold enough pixels to be text: small
+header text a few percent above its band, which equalisation leaves faint. A colour frame whose channels agree everywhere (a grey picture stored as colour)
 gets the grey views of that channel besides, without any stored window.
 
 MONOCHROME1 is inverted so that every view reads the way the image is displayed.
@@ -105,6 +107,12 @@ SUBSAMPLE = 4  # statistics on every 4th row and column
 LOCAL_CLIP_LIMIT, LOCAL_GRID = 2.0, (8, 8)
 FAINT_TILE, FAINT_FLAT_LEVELS, FAINT_MARK_LEVELS, FAINT_MIN_TILES = 16, 8, (6, 64), 3
 FAINT_BUSY_LEVELS = 16
+# Detail view of a colour frame: the median over DETAIL_KERNEL² pixels is the background; marks
+# DETAIL_MARK_LEVELS off it (grey levels) on a background whose range over DETAIL_FLAT_KERNEL²
+# pixels is within DETAIL_FLAT_LEVELS, at least DETAIL_MIN_PIXELS of them (a few characters'
+# strokes), call for it; the difference is amplified DETAIL_GAIN times.
+DETAIL_KERNEL, DETAIL_GAIN = 15, 6
+DETAIL_FLAT_KERNEL, DETAIL_FLAT_LEVELS, DETAIL_MARK_LEVELS, DETAIL_MIN_PIXELS = 5, 2, (4, 64), 40
 # A colour frame whose channels nowhere differ by more than this (rounding in a YBR
 # conversion) holds a grey picture.
 GREY_IN_COLOUR_LEVELS = 2
@@ -476,6 +484,27 @@ def _color_views(rgb: np.ndarray, tolerance: float) -> list[View]:
     chroma = (sample.max(axis=-1) - sample.min(axis=-1)).mean()
     if chroma >= 4:  # coloured text or overlay on a grey picture: brightest channel as grey
         views.append(View("gray", grey))
+    grey = np.ascontiguousarray(grey)
     if _has_faint_marks(grey):  # a faint header band, as on ultrasound
-        views.append(View("local", _local_contrast(np.ascontiguousarray(grey)), reread=False))
+        views.append(View("local", _local_contrast(grey), reread=False))
+    detail = _detail(grey)
+    if detail is not None:
+        views.append(View("detail", detail, reread=False))
     return views
+
+
+def _detail(grey: np.ndarray) -> np.ndarray | None:
+    """Each pixel's difference from the median of the DETAIL_KERNEL² pixels around it, times
+    DETAIL_GAIN: marks a few levels off a flat background at full contrast, whatever its level.
+    None unless at least DETAIL_MIN_PIXELS pixels lie DETAIL_MARK_LEVELS off a background flat
+    around them (its DETAIL_FLAT_KERNEL² range within DETAIL_FLAT_LEVELS): text, not speckle
+    or compression noise."""
+    background = cv2.medianBlur(grey, DETAIL_KERNEL)
+    difference = cv2.absdiff(grey, background)
+    flat = cv2.morphologyEx(background, cv2.MORPH_GRADIENT,
+                            np.ones((DETAIL_FLAT_KERNEL, DETAIL_FLAT_KERNEL), np.uint8))
+    low, high = DETAIL_MARK_LEVELS
+    marks = (flat <= DETAIL_FLAT_LEVELS) & (difference >= low) & (difference <= high)
+    if np.count_nonzero(marks) < DETAIL_MIN_PIXELS:
+        return None
+    return cv2.convertScaleAbs(difference, alpha=DETAIL_GAIN)

@@ -365,3 +365,33 @@ def test_detector_is_loaded_with_its_denormal_weights_flushed(reader):
     for session in (reader._det, reader._rec):  # idle threads do not spin
         options = session.get_session_options()
         assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def _ultrasound_with_a_faint_header(contrast: int) -> np.ndarray:
+    """An RGB ultrasound frame: a flat dark header band whose small text (7 px capitals) is
+    `contrast` levels above it, over a black frame with a speckled sector in a warm tint."""
+    rng = np.random.default_rng(3)
+    frame = np.zeros((256, 256), np.float64)
+    frame[:16] = 28
+    yy, xx = np.mgrid[0:256, 0:256]
+    sector = (np.hypot(xx - 128, yy - 20) < 220) & (np.abs(xx - 128) < (yy - 20) * 0.7)
+    frame[sector] = rng.gamma(2.0, 40.0, np.count_nonzero(sector))
+    frame, _ = draw(frame, ["GOOD JOSEPH 2862796977"], value=28 + contrast, height=7, x=4, y=12)
+    tint = np.where(sector[..., None], [1.0, 0.9, 0.75], 1.0)
+    return np.clip(frame[..., None] * tint, 0, 255).astype(np.uint8)
+
+
+def test_small_faint_header_text_on_colour_is_read_in_the_detail_view(reader):
+    pixels = _ultrasound_with_a_faint_header(13)
+    ds = dataset("RGB", bits=8)
+    assert "detail" in [view.name for view in reading_views(pixels, ds)]
+    assert_read(reader.read_frame(pixels, ds), texts=["GOOD JOSEPH 2862796977"],
+                word_slack=0.34, min_words=0.6)
+
+
+def test_no_detail_view_for_colour_without_marks_on_a_flat_background():
+    rng = np.random.default_rng(4)
+    speckle = np.clip(rng.gamma(2.0, 40.0, (256, 256)), 0, 255).astype(np.uint8)
+    names = [view.name for view in reading_views(np.repeat(speckle[..., None], 3, axis=-1),
+                                                 dataset("RGB", bits=8))]
+    assert "detail" not in names
