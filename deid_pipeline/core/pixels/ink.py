@@ -271,9 +271,9 @@ def ink_extent(difference: np.ndarray, left: int, right: int, reach: int = 0
     if bottom - top + 1 < BAND_MIN_SHARE * len(filled):
         return None
     # Descenders and ascenders: a few pixels a row, under the band's threshold, joined to it.
-    reach = (bottom - top + 1) // 2
+    tail_rows = (bottom - top + 1) // 2
     tails = per_row > noise
-    low, high = max(0, top - reach), min(len(filled) - 1, bottom + reach)
+    low, high = max(0, top - tail_rows), min(len(filled) - 1, bottom + tail_rows)
     while top > low and tails[top - 1]:
         top -= 1
     while bottom < high and tails[bottom + 1]:
