@@ -111,8 +111,15 @@ LOOSE_PATTERNS, LOOSE_PATTERN_MIN_SCORE = (Reason.INITIALS_PATTERN, Reason.DIGIT
 CUT_CANDIDATES = (None, Reason.SAFE, Reason.INITIALS_PATTERN, Reason.NAME, Reason.PLACE)
 # Reasons that name one value of the file's own: neighbours with the same one are one value.
 VALUE_REASONS = (Reason.NAME, Reason.PLACE, Reason.DATE, Reason.IDENTIFIER)
+# Neighbours hidden as one block: words of one value, or of one pattern's span (a date the
+# file does not hold as it reads: "1999 5ép 08").
+BRIDGED_REASONS = (*VALUE_REASONS, Reason.TEXT_PATTERN)
 # Words read apart are matched joined, up to this many at a time.
 JOINED_WORDS = 3
+# A date read cut short at a line's end or start: up to this many words, this many characters
+# (letters and digits) at least, or a year led by its separator at the start (".2017").
+DATE_FRAGMENT_WORDS, DATE_FRAGMENT_CHARS = 3, 6
+DATE_YEAR_TAIL = re.compile(r"^[./-](?:19|20)\d{2}$")
 
 
 def ages_of(ds) -> list[str]:
@@ -361,6 +368,7 @@ class PixelPhiJudge:
         reasons = [self.metadata_reason(t) for t in tokens]
         self._joined_reasons(tokens, reasons)
         self._value_neighbours(tokens, reasons)
+        self._date_fragments(words, reasons)
         for index, span_reason in enumerate(self._span_reasons(words)):
             if reasons[index] is None:
                 reasons[index] = span_reason
@@ -371,10 +379,10 @@ class PixelPhiJudge:
                 reasons[index] = None  # texture read as letters, not a reading of text
         boxes = [w.box for w in words]
         self._cut_values(tokens, reasons, boxes)
-        # Words of one value ("2018 Mar 07") are hidden as one block: a character the OCR
-        # dropped between them ("Mar 7") lies in the gap.
+        # Words of one value ("2018 Mar 07") or pattern are hidden as one block: a character
+        # the OCR dropped between them ("Mar 7") lies in the gap.
         for i in range(len(words) - 1):
-            if reasons[i] in VALUE_REASONS and reasons[i] is reasons[i + 1]:
+            if reasons[i] in BRIDGED_REASONS and reasons[i] is reasons[i + 1]:
                 boxes[i] = (*boxes[i][:2], max(boxes[i][2], boxes[i + 1][0] - 1), boxes[i][3])
         has_phi = any(r not in (None, Reason.SAFE) for r in reasons)
         verdicts = []
@@ -407,6 +415,29 @@ class PixelPhiJudge:
                 if reason is not None:
                     for i in run:
                         reasons[i] = reason
+
+    def _date_fragments(self, words: Sequence[Word], reasons: list[Reason | None]) -> None:
+        """A date of the file's read cut short at its line's end ("2013 Sep" of 2013 Sep 11)
+        or start ("12.2017" of 03.12.2017; ".2017"), the rest under anatomy or past where the
+        detector stopped: up to DATE_FRAGMENT_WORDS words no value matched that begin (at the
+        end) or end (at the start) one of its renderings, DATE_FRAGMENT_CHARS characters at
+        least or a year led by its separator. They are the date, and the strip beyond that end
+        is read for the rest."""
+        count = len(words)
+        for size in range(min(DATE_FRAGMENT_WORDS, count), 0, -1):
+            for run, at_end in ((range(count - size, count), True), (range(size), False)):
+                if any(reasons[i] is not None for i in run):
+                    continue
+                raw = "".join(words[i].text for i in run).strip()
+                piece = normalise(raw)
+                long_enough = len(piece) >= DATE_FRAGMENT_CHARS or (
+                    not at_end and DATE_YEAR_TAIL.match(raw) is not None)
+                if long_enough and any(
+                        form != piece and (form.startswith(piece) if at_end
+                                           else form.endswith(piece))
+                        for form in self.date_forms):
+                    for i in run:
+                        reasons[i] = Reason.DATE
 
     def _value_neighbours(self, tokens: list[str], reasons: list[Reason | None]) -> None:
         """A word of a name or place value that is safe alone ("CENTER") next to a word matched

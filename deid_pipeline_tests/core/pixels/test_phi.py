@@ -183,3 +183,24 @@ def test_a_date_with_an_accent_misread_on_its_month_is_a_date():
              for i, text in enumerate(["Study", "Date:", "1999", "5ép", "08"])]
     verdicts = judge.judge(TextLine((0, 0, 190, 12), " ".join(w.text for w in words), 0.9, words))
     assert [v.is_phi for v in verdicts[2:]] == [True, True, True]
+    # One pattern's span, hidden as one block (a character lost between its words).
+    assert verdicts[2].box[2] == verdicts[3].box[0] - 1 and verdicts[3].box[2] == verdicts[4].box[0] - 1
+
+
+def _line(*texts: str) -> TextLine:
+    words = [Word(text, (i * 40, 0, i * 40 + 30, 12), 0.9) for i, text in enumerate(texts)]
+    return TextLine((0, 0, 40 * len(texts), 12), " ".join(texts), 0.9, words)
+
+
+@pytest.mark.parametrize(("texts", "dates"), [
+    (("Study", "Date:", "2013", "Sep"), [False, False, True, True]),  # the day under anatomy
+    ((".2013", "Se:", "2"), [True, False, False]),  # "11.09" before where the line starts
+    (("Se:", "2013"), [False, False]),  # a year alone, unled, is no fragment
+    (("Study", "Date:", "2014", "Sep"), [False, False, False, False]),  # not the file's date
+])
+def test_a_date_read_cut_short_at_a_line_end_is_the_date(texts, dates):
+    ds = ct_with_nested_and_private()
+    ds.StudyDate = "20130911"
+    judge = PixelPhiJudge(gather(ds))
+    verdicts = judge.judge(_line(*texts))
+    assert [v.reason is Reason.DATE for v in verdicts] == dates
