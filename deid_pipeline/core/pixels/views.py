@@ -43,8 +43,9 @@ brightest channel, in which coloured text on grey anatomy is plain white-on-grey
 ``local`` view of that channel when some flat part of it carries faint marks (an ultrasound
 header band), and a ``detail`` view of it (each pixel's difference from the median around it,
 amplified) when marks a few levels off a flat background hold enough pixels to be text: small
-header text a few percent above its band, which equalisation leaves faint. A colour frame whose channels agree everywhere (a grey picture stored as colour)
-gets the grey views of that channel besides, without any stored window.
+header text a few percent above its band, which equalisation leaves faint. A colour frame whose
+channels agree everywhere (a grey picture stored as colour) gets the grey views of that channel
+besides, without any stored window.
 
 MONOCHROME1 is inverted so that every view reads the way the image is displayed.
 """
