@@ -7,7 +7,6 @@ an MD5 of them). The findings name file, frames, box, reason and scores, never t
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -187,12 +186,9 @@ class PixelRedactor:
         text = text.strip()
         if not text or not characters:
             return []
-        if to_end:
-            # The last character's centre and half the pitch of the characters read.
-            centres = [x for _, x, _ in characters]
-            pitch = (centres[-1] - centres[0]) / max(len(centres) - 1, 1) or height / 2
-            b = min(x2 - x1, start + math.ceil(centres[-1] + pitch / 2))
         words = split_words(characters, (x1 + start, y1, x1 + start + ink.shape[1] - 1, y2))
+        if to_end:  # to half a character's pitch past the last character read
+            b = words[-1].box[2] - x1
         line_words = list(line.words or [Word(line.text, line.box, line.score)])
         context = line_words + words if end > 0 else words + line_words
         verdicts = judge.judge(TextLine(line.box, line.text, line.score, context))
