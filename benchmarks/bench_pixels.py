@@ -4,7 +4,8 @@ decide, redact, write back), in the form of the source system's table.
     .venv/bin/python benchmarks/bench_pixels.py --set dev        # shared/data/burned_in_dev
     .venv/bin/python benchmarks/bench_pixels.py --set synth      # a synthetic corpus (its sidecars)
         [--corpus DIR]          # synth: generate into DIR, or reuse the corpus already there
-        [--misses]              # each PHI word not hidden: not detected, judged safe, box too small
+        [--misses]              # each PHI word not hidden: not detected, judged safe, box too small;
+                                # each false alarm: a PHI box on no PHI word, and its reason
     .venv/bin/python benchmarks/bench_pixels.py --set frames [--sizes 512,1024] [--series 30]
         [--repeat 5]                                              # speed and memory by frame size
 
@@ -98,10 +99,26 @@ def misses(path: Path, truth: list, findings: list, shape: tuple[int, int]) -> l
     return found
 
 
+def false_alarms(path: Path, truth: list, findings: list) -> list[dict]:
+    """Each box judged PHI that overlaps no PHI word (nor a field's label), with its reason and
+    what it lies on: a non-PHI word's category, or "no text". Never the text read."""
+    found = []
+    for finding in (f for f in findings if f.is_phi):
+        x1, y1, x2, y2 = finding.box
+        under = [w for w in truth if not (w.box[2] < x1 or x2 < w.box[0] or w.box[3] < y1
+                                          or y2 < w.box[1])]
+        if any(w.is_phi or w.category == "label" for w in under):
+            continue
+        found.append({"file": "/".join(path.parts[-3:]), "box": list(finding.box),
+                      "reason": finding.reason,
+                      "on": sorted({w.category for w in under}) or ["no text"]})
+    return found
+
+
 def run(which: str, patients: int, show_misses: bool = False,
         corpus: Path | None = None) -> dict:
     redactor = PixelRedactor(TextReader())
-    scores, seconds, cpu, per_modality, missed = [], [], [], defaultdict(list), []
+    scores, seconds, cpu, per_modality, missed, alarms = [], [], [], defaultdict(list), [], []
     for path in files_of(which, patients, corpus):
         started, cpu_started = time.perf_counter(), time.process_time()
         ds = pydicom.dcmread(path)
@@ -127,6 +144,7 @@ def run(which: str, patients: int, show_misses: bool = False,
         scores.append(score)
         if show_misses:
             missed += misses(path, truth, result.findings, shape)
+            alarms += false_alarms(path, truth, result.findings)
         per_modality[str(ds.get("Modality", "?"))].append(score)
     summary = summarise(scores)
     summary.update(
@@ -135,7 +153,7 @@ def run(which: str, patients: int, show_misses: bool = False,
         cpu_seconds_median=round(statistics.median(cpu), 3),
         cpu_seconds_mean=round(statistics.mean(cpu), 3),
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
-    return {"set": which, "summary": summary, "misses": missed,
+    return {"set": which, "summary": summary, "misses": missed, "false_alarms": alarms,
             "by_modality": {m: summarise(s) for m, s in sorted(per_modality.items())}}
 
 
@@ -267,10 +285,13 @@ def main() -> None:
           f"{s['cpu_seconds_median']:.2f}, {s['cpu_seconds_mean']:.2f} |")
     for modality, m in report["by_modality"].items():
         print(f"|   {modality} ({m['images']}) | {m['precision']:.3f} | {m['recall']:.3f} | "
-              f"{m['f1']:.3f} | {m['non_phi_kept']:.3f} | | |")
+              f"{m['f1']:.3f} | {m['non_phi_kept']:.3f} | {m['outside_unchanged']:.4f} | | |")
     for miss in report["misses"]:
         print(f"  miss: {miss['file']} {miss['category']} box {miss['box']} hidden "
               f"{miss['hidden']}: {miss['why']} {miss['reasons']}")
+    for alarm in report["false_alarms"]:
+        print(f"  false alarm: {alarm['file']} box {alarm['box']} {alarm['reason']} "
+              f"on {alarm['on']}")
     out = ROOT / "benchmarks" / "results" / f"bench_pixels_{args.set}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))

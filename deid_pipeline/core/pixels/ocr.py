@@ -83,6 +83,9 @@ WHOLE_LINE = 0.8
 # A line read less surely than this from the view that found it is read in the other views too,
 # and the surest reading kept.
 REREAD_BELOW = 0.9
+# A fallback view's line counts where it runs this many of its heights (two characters or so)
+# past what the other views found on its rows.
+BEYOND_HEIGHTS = 2.0
 Box = tuple[int, int, int, int]
 
 
@@ -232,8 +235,11 @@ class TextReader:
         # Views only read (where another view found text) are never searched. One run per
         # view: a batch of views costs the same CPU time and holds twice the detector's memory.
         searched = [i for i, v in enumerate(views) if not isinstance(v, View) or v.detect]
+        fallback = {i for i, v in enumerate(views) if isinstance(v, View) and v.fallback}
         start = time.perf_counter()
-        detections = [d for i in searched for d in self.detect(raw[i], i)]
+        detections = [d for i in searched if i not in fallback for d in self._search(views[i], i)]
+        detections += [d for i in searched if i in fallback for d in self._search(views[i], i)
+                       if _beyond(d.box, detections)]
         if timings is not None:
             timings["detect"] = time.perf_counter() - start
             timings["detect_views"] = len(searched)
@@ -248,6 +254,17 @@ class TextReader:
     def read_frame(self, pixels: np.ndarray, ds: Dataset, **view_options) -> list[TextLine]:
         """Text lines of one decoded frame, read in all its reading views."""
         return self.read(reading_views(pixels, ds, **view_options))
+
+    def _search(self, view: View | np.ndarray, index: int) -> list[_Detection]:
+        """`detect` on a view, only in its rows when it names them."""
+        if not isinstance(view, View):
+            return self.detect(view, index)
+        if view.rows is None:
+            return self.detect(view.image, index)
+        top, bottom = view.rows
+        return [_Detection((x1, y1 + top, x2, y2 + top), det.score, det.view)
+                for det in self.detect(view.image[top:bottom + 1], index)
+                for x1, y1, x2, y2 in [det.box]]
 
     def detect(self, image: np.ndarray, view: int = 0) -> list[_Detection]:
         """Axis-aligned text-line boxes in `image` (8-bit BGR or grey), frame coordinates."""
@@ -480,6 +497,19 @@ def _nearly_upright(angle: float) -> bool:
 
 def _area(box: Box) -> int:
     return (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
+
+
+def _beyond(box: Box, detections: list[_Detection]) -> bool:
+    """Whether `box` holds text the `detections` lack: it overlaps none of them, or runs at
+    least BEYOND_HEIGHTS of its height past the columns of those it overlaps (a whole line
+    where another view found one word of it)."""
+    x1, y1, x2, y2 = box
+    covered = np.zeros(x2 - x1 + 1, bool)
+    for det in detections:
+        a1, b1, a2, b2 = det.box
+        if a1 <= x2 and x1 <= a2 and b1 <= y2 and y1 <= b2:
+            covered[max(a1, x1) - x1:min(a2, x2) - x1 + 1] = True
+    return not covered.any() or np.count_nonzero(~covered) >= BEYOND_HEIGHTS * (y2 - y1 + 1)
 
 
 def _same_line(a: Box, b: Box) -> bool:

@@ -42,6 +42,7 @@ class Reason(str, Enum):
     INITIALS_PATTERN = "pattern:initials"
     NER = "model:ner"
     SAME_LINE = "line:with-phi"
+    FIELD_VALUE = "line:field-value"
     ALL_TEXT = "mode:all-text"
     SAFE = "allow-list"
     UNMATCHED = "unmatched"
@@ -72,6 +73,10 @@ MAMMOGRAPHY_VIEW = re.compile(r"^[LR](?:CC|MLO|XCCL|XCCM|XCC|ML|LM|LMO|SIO|FB|CV
 FIELD_LABELS = frozenset("""
 NAME PATIENT PT ID DOB BIRTH DATE STUDY AGE SEX INSTITUTION HOSPITAL MRN ACC ACCESSION
 """.split())
+
+# Labels whose value identifies the patient or the visit: what follows them on their line is
+# that value, however it was read ("DOB: 1950-0" of a date cut short, a name misread).
+VALUE_LABELS = FIELD_LABELS - {"STUDY"}
 
 
 def awaits_value(text: str) -> bool:
@@ -199,6 +204,20 @@ def _value_of(text: str) -> str:
     return value if colon and value and normalise(label) in FIELD_LABELS else text
 
 
+def _field_values(words: Sequence[Word], reasons: list[Reason | None]) -> None:
+    """Words nothing else decided that follow a label of VALUE_LABELS ("DOB:", "ID:",
+    "Age:57" glued) up to the next label on the line are its value."""
+    in_value = False
+    for i, word in enumerate(words):
+        label, colon, value = word.text.strip().partition(":")
+        if colon:
+            in_value = normalise(label) in VALUE_LABELS
+            if not (in_value and value):
+                continue
+        if in_value and reasons[i] is None:
+            reasons[i] = Reason.FIELD_VALUE
+
+
 def visual_lines(lines: Sequence[TextLine]) -> list[TextLine]:
     """`lines` with those the detector cut apart on one row joined (in reading order): of
     similar heights, overlapping vertically by most of the lower one, and closer than
@@ -269,10 +288,10 @@ class PixelPhiJudge:
         self.name_parts = {f for p in known.name_parts for f in (p, _ascii_fold(p)) if len(f) >= 2}
         self.initials = set(known.initials)
         self.ids = {normalise(i) for i in known.ids if len(normalise(i)) >= 3}
-        place_words = {w for p in known.places for w in re.findall(r"[A-Z0-9]{3,}", _ascii_fold(p))}
-        self.place_words = place_words - SAFE_WORDS
+        place_words = {w for p in known.places for w in re.findall(r"[A-Z0-9]{2,}", _ascii_fold(p))}
+        self.place_words = {w for w in place_words if len(w) >= 3} - SAFE_WORDS
         # Words of the file's own values that are also safe alone ("CENTER" of "Medical
-        # Center"): PHI beside the rest of their value.
+        # Center", "OF" of "University of ..."): PHI beside the rest of their value.
         self.value_words = {Reason.NAME: self.name_parts, Reason.PLACE: place_words}
         self.date_forms = {normalise(d) for d in known.date_renderings()}
         self.ages = {str(int(a)) for a in (re.sub(r"\D", "", x) for x in ages) if a}
@@ -377,6 +396,7 @@ class PixelPhiJudge:
                 reasons[index] = self._word_reason(word.text)
             if reasons[index] in LOOSE_PATTERNS and word.score < LOOSE_PATTERN_MIN_SCORE:
                 reasons[index] = None  # texture read as letters, not a reading of text
+        _field_values(words, reasons)
         boxes = [w.box for w in words]
         self._cut_values(tokens, reasons, boxes)
         # Words of one value ("2018 Mar 07") or pattern are hidden as one block: a character

@@ -40,7 +40,7 @@ ADJACENT_MAX_HEIGHTS = 4
 # What a strip's reading may be found to hold: the file's own values and dates, IDs and times
 # (not initials, sexes, ages or bare digit runs, which texture read as text matches by chance).
 STRIP_REASONS = frozenset({Reason.NAME, Reason.IDENTIFIER, Reason.PLACE, Reason.DATE,
-                           Reason.TEXT_PATTERN, Reason.TIME_PATTERN})
+                           Reason.TEXT_PATTERN, Reason.TIME_PATTERN, Reason.FIELD_VALUE})
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,11 @@ it can, in order of preference for reading a line found in several:
     detector always searches on grey frames: text at either extreme stays the brightest or
     darkest thing around it, and grey text a few percent off its surroundings (over anatomy, on
     a noisy background) comes up to a contrast the detector sees, which in ``full`` it does not.
+``quiet``
+    ``full`` smoothed over a pixel or so, then equalised as ``local`` but harder: text a few
+    percent above a noisy background (small characters over MR air) that the noise drowns in
+    ``local``. Searched on every grey frame, but a fallback: its text counts only where no
+    other view found any, since the smoothing blurs the edges of what the others read sharply.
 
 Colour frames (RGB, YBR converted to RGB, PALETTE COLOR through its lookup table) give one
 ``color`` view (BGR, the detector's order), when the picture is not grey a ``gray`` view of the
@@ -106,6 +111,10 @@ SUBSAMPLE = 4  # statistics on every 4th row and column
 # levels) while a few pixels lie FAINT_MARK_LEVELS (low, high) beyond it, with no tile spanning
 # more than FAINT_BUSY_LEVELS next to them. (Grey frames always have it.)
 LOCAL_CLIP_LIMIT, LOCAL_GRID = 2.0, (8, 8)
+# Quiet view: the full range smoothed (Gaussian, QUIET_SIGMA pixels) before equalising with a
+# higher clip limit, for text a few percent above a noisy background (7-pixel characters 3
+# noise spreads above MR air) that equalising the noise itself drowns.
+QUIET_SIGMA, QUIET_CLIP_LIMIT = 0.8, 4.0
 FAINT_TILE, FAINT_FLAT_LEVELS, FAINT_MARK_LEVELS, FAINT_MIN_TILES = 16, 8, (6, 64), 3
 FAINT_BUSY_LEVELS = 16
 # Detail view of a colour frame: the median over DETAIL_KERNEL² pixels is the background; marks
@@ -114,6 +123,10 @@ FAINT_BUSY_LEVELS = 16
 # strokes), call for it; the difference is amplified DETAIL_GAIN times.
 DETAIL_KERNEL, DETAIL_GAIN = 15, 6
 DETAIL_FLAT_KERNEL, DETAIL_FLAT_LEVELS, DETAIL_MARK_LEVELS, DETAIL_MIN_PIXELS = 5, 2, (4, 64), 40
+# Small text in the detail view: bands of rows with BAND_MIN_MARKS marks or more (gaps of
+# BAND_GAP rows bridged), as tall as one to three lines of characters up to 8 pixels high.
+BAND_MIN_MARKS, BAND_GAP, BAND_HEIGHTS, BAND_COUNT, BAND_FLAT_SHARE = 3, 2, (3, 24), 3, 0.8
+BAND_PAD = 8  # rows of context above and below at least (the detector sees text in its band)
 # A colour frame whose channels nowhere differ by more than this (rounding in a YBR
 # conversion) holds a grey picture.
 GREY_IN_COLOUR_LEVELS = 2
@@ -124,12 +137,16 @@ class View:
     """One 8-bit image for the OCR: (rows, columns) grey or (rows, columns, 3) BGR, in the
     frame's pixel coordinates. `detect`: searched for text (else only read where another view
     found it); `reread`: a line read unsurely in another view is read here too (an equalised
-    view misreads busy surroundings confidently: it is read only where it found the line)."""
+    view misreads busy surroundings confidently: it is read only where it found the line);
+    `fallback`: its text counts only where no other view found any (a smoothed view finds
+    faint text in noise, and blurs the edges of what the others read sharply)."""
 
     name: str
     image: np.ndarray
     detect: bool = True
     reread: bool = True
+    fallback: bool = False
+    rows: tuple[int, int] | None = None  # searched only in these rows (first, last)
 
 
 @dataclass(frozen=True, eq=False)
@@ -223,7 +240,7 @@ def _grey_views(pixels: np.ndarray, ds: Dataset, invert: bool, tolerance: float)
     shown = [full]  # what the views show, before inversion
 
     def add(name: str, image: np.ndarray | None, compare: bool = False, detect: bool = True,
-            reread: bool = True) -> None:
+            reread: bool = True, fallback: bool = False) -> None:
         """Keep `image`; a window (`compare`) only if it differs from what the views show."""
         if image is None:
             return
@@ -231,7 +248,7 @@ def _grey_views(pixels: np.ndarray, ds: Dataset, invert: bool, tolerance: float)
             return
         if compare:
             shown.append(image)
-        chosen.append(View(name, 255 - image if invert else image, detect, reread))
+        chosen.append(View(name, 255 - image if invert else image, detect, reread, fallback))
 
     add("full", full, detect=False)
     window = _stored_window(values, ds, (high - low) / MIN_WINDOW_GAIN)
@@ -245,6 +262,7 @@ def _grey_views(pixels: np.ndarray, ds: Dataset, invert: bool, tolerance: float)
     add("extremes", _extremes(values, low, high, full, tolerance))
     add("levels", _levels(values, low, high, tolerance))
     add("local", _local_contrast(full), reread=False)
+    add("quiet", _quiet(full), reread=False, fallback=True)
     return chosen
 
 
@@ -419,6 +437,12 @@ def _local_contrast(image: np.ndarray) -> np.ndarray:
     return cv2.createCLAHE(clipLimit=LOCAL_CLIP_LIMIT, tileGridSize=LOCAL_GRID).apply(image)
 
 
+def _quiet(image: np.ndarray) -> np.ndarray:
+    """`image` smoothed, then equalised: faint marks in noise come up, the noise does not."""
+    smooth = cv2.GaussianBlur(image, (0, 0), QUIET_SIGMA)
+    return cv2.createCLAHE(clipLimit=QUIET_CLIP_LIMIT, tileGridSize=LOCAL_GRID).apply(smooth)
+
+
 def _has_faint_marks(full: np.ndarray) -> bool:
     """Whether some tiles of `full` are a flat background carrying faint marks: the bulk of the
     tile within a few grey levels, a few pixels a step (a little, not far) beyond it, and no busy
@@ -490,11 +514,40 @@ def _color_views(rgb: np.ndarray, tolerance: float) -> list[View]:
         views.append(View("local", _local_contrast(grey), reread=False))
     detail = _detail(grey)
     if detail is not None:
-        views.append(View("detail", detail, reread=False))
+        image, marks, flat = detail
+        views.append(View("detail", image, reread=False))
+        # Small text in a band: searched again cropped to the band, which the detector
+        # enlarges (a whole 512-pixel frame it searches at its own size).
+        views += [View("detail-band", image, reread=False, fallback=True, rows=band)
+                  for band in _small_text_bands(marks, flat)]
     return views
 
 
-def _detail(grey: np.ndarray) -> np.ndarray | None:
+def _small_text_bands(marks: np.ndarray, flat: np.ndarray) -> list[tuple[int, int]]:
+    """Bands of rows (first, last) where the `marks` run as small text on a flat background:
+    runs of rows holding BAND_MIN_MARKS marks or more, gaps of up to BAND_GAP rows bridged,
+    each BAND_HEIGHTS[0] to BAND_HEIGHTS[1] rows tall and flat (`flat`) on BAND_FLAT_SHARE of
+    it across the marks' columns (not the rim of a speckled picture), padded by half its
+    height or BAND_PAD rows; the BAND_COUNT fullest."""
+    rows = np.flatnonzero(np.count_nonzero(marks, axis=1) >= BAND_MIN_MARKS)
+    if not rows.size:
+        return []
+    runs = np.split(rows, np.flatnonzero(np.diff(rows) > BAND_GAP + 1) + 1)
+    low, high = BAND_HEIGHTS
+    bands = []
+    for run in runs:
+        a, b = int(run[0]), int(run[-1])
+        columns = np.flatnonzero(marks[a:b + 1].any(axis=0))
+        if low <= b - a + 1 <= high and \
+                flat[a:b + 1, columns[0]:columns[-1] + 1].mean() >= BAND_FLAT_SHARE:
+            bands.append((a, b))
+    fullest = sorted(bands, key=lambda band: -np.count_nonzero(marks[band[0]:band[1] + 1]))
+    last = marks.shape[0] - 1
+    return sorted((max(0, a - pad), min(last, b + pad)) for a, b in fullest[:BAND_COUNT]
+                  for pad in [max(BAND_PAD, (b - a + 1) // 2)])
+
+
+def _detail(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Each pixel's difference from the median of the DETAIL_KERNEL² pixels around it, times
     DETAIL_GAIN: marks a few levels off a flat background at full contrast, whatever its level.
     None unless at least DETAIL_MIN_PIXELS pixels lie DETAIL_MARK_LEVELS off a background flat
@@ -505,7 +558,8 @@ def _detail(grey: np.ndarray) -> np.ndarray | None:
     flat = cv2.morphologyEx(background, cv2.MORPH_GRADIENT,
                             np.ones((DETAIL_FLAT_KERNEL, DETAIL_FLAT_KERNEL), np.uint8))
     low, high = DETAIL_MARK_LEVELS
-    marks = (flat <= DETAIL_FLAT_LEVELS) & (difference >= low) & (difference <= high)
+    flat = flat <= DETAIL_FLAT_LEVELS
+    marks = flat & (difference >= low) & (difference <= high)
     if np.count_nonzero(marks) < DETAIL_MIN_PIXELS:
         return None
-    return cv2.convertScaleAbs(difference, alpha=DETAIL_GAIN)
+    return cv2.convertScaleAbs(difference, alpha=DETAIL_GAIN), marks, flat

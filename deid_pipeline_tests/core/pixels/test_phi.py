@@ -32,6 +32,18 @@ def test_the_midi_b_banner_is_phi_word_by_word_even_misread(judge):
     assert verdicts(judge, "DOB:") == [(False, Reason.SAFE)]
 
 
+def test_what_follows_an_identifying_label_is_its_value_however_read(judge):
+    # A date cut short ("1950-" of 1950-01-20) matches nothing of the file's own.
+    assert verdicts(judge, "DOB:", "1950-") == [(True, Reason.SAME_LINE),
+                                                 (True, Reason.FIELD_VALUE)]
+    assert verdicts(judge, "ID:X7Q") == [(True, Reason.FIELD_VALUE)]
+    assert verdicts(judge, "Name:", "Qwerty", "Se:", "3") == [
+        (True, Reason.SAME_LINE), (True, Reason.FIELD_VALUE), (False, Reason.SAFE),
+        (True, Reason.SAME_LINE)]
+    # The study's description is no identifying value; parameters are no labels of one.
+    assert not any(phi for phi, _ in verdicts(judge, "Study:", "Brain", "TE:12", "7"))
+
+
 def test_every_date_format_of_a_header_date_is_found(judge):
     for words in (["2012-03-01"], ["03/01/2012"], ["01-MAR-2012"], ["2012", "Mar", "01"],
                   ["20120301"], ["3/1/2012"]):
@@ -100,6 +112,12 @@ def test_a_safe_word_of_the_files_own_value_goes_with_it():
     judge = PixelPhiJudge(gather(ds))
     assert verdicts(judge, "Francis", "Medical", "Center") == [(True, Reason.PLACE)] * 3
     assert verdicts(judge, "Center") == [(False, Reason.SAFE)]  # window centre, alone
+    ds.InstitutionName = "University of Tammystad Medical Center"
+    judge = PixelPhiJudge(gather(ds))
+    assert verdicts(judge, "University", "of", "Tammystad") == [(True, Reason.PLACE)] * 3
+    assert verdicts(judge, "No", "of", "images") == [(False, Reason.SAFE),
+                                                     (False, Reason.SAFE),
+                                                     (False, Reason.UNMATCHED)]
 
 
 def test_views_and_unsure_reads_are_no_initials(judge):
