@@ -86,6 +86,9 @@ REREAD_BELOW = 0.9
 # A fallback view's line counts where it runs this many of its heights (two characters or so)
 # past what the other views found on its rows.
 BEYOND_HEIGHTS = 2.0
+# Fallback views are for small faint text (larger text is legible in the others): their lines
+# this tall or taller are anatomy smoothed into letter-like blobs.
+FALLBACK_MAX_HEIGHT = 24
 Box = tuple[int, int, int, int]
 
 
@@ -239,14 +242,16 @@ class TextReader:
         start = time.perf_counter()
         detections = [d for i in searched if i not in fallback for d in self._search(views[i], i)]
         detections += [d for i in searched if i in fallback for d in self._search(views[i], i)
-                       if _beyond(d.box, detections)]
+                       if d.box[3] - d.box[1] < FALLBACK_MAX_HEIGHT and _beyond(d.box, detections)]
         if timings is not None:
             timings["detect"] = time.perf_counter() - start
             timings["detect_views"] = len(searched)
         start = time.perf_counter()
         rereading = [i for i, v in enumerate(views) if not isinstance(v, View) or v.reread]
+        fitted_in = [names.index(v.fit_in) if isinstance(v, View) and v.fit_in in names else i
+                     for i, v in enumerate(views)]
         lines = self._recognize_lines(images, names, _merge(detections, set(rereading)),
-                                      rereading, timings)
+                                      rereading, timings, fitted_in)
         if timings is not None:
             timings["recognize"] = time.perf_counter() - start
         return lines
@@ -363,7 +368,11 @@ class TextReader:
 
     def _recognize_lines(self, images: list[np.ndarray], names: list[str],
                          merged: list[_Detection], rereading: list[int],
-                         timings: dict[str, float] | None = None) -> list[TextLine]:
+                         timings: dict[str, float] | None = None,
+                         fitted_in: list[int] | None = None) -> list[TextLine]:
+        """`fitted_in`: per view, the view whose ink its lines are fitted to (itself unless
+        named)."""
+        fitted_in = fitted_in or list(range(len(images)))
         readings = self._read_boxes(images, [(det.box, det.view) for det in merged])
         rereads = [(k, view) for k, (det, reading) in enumerate(zip(merged, readings))
                    if reading[1] < REREAD_BELOW for view in rereading if view != det.view]
@@ -385,7 +394,8 @@ class TextReader:
             if turned:
                 words = [Word(w, box, score) for w in text.split()]
             else:
-                box, words = fit_to_ink(images[det.view], box, split_words(chars, box))
+                box, words = fit_to_ink(images[fitted_in[det.view]], box,
+                                        split_words(chars, box))
             lines.append(TextLine(box, text, round(score, 5), words, round(det.score, 5),
                                   names[det.view]))
         lines.sort(key=lambda line: (line.box[1], line.box[0]))

@@ -109,9 +109,12 @@ ROW_JOIN_GAP = 1.0
 # A wrapped value's second line starts within this many line heights of where the value starts
 # on the line above, at most WRAP_GAP line heights below it.
 WRAP_ALIGN, WRAP_GAP = 0.6, 1.0
-# Patterns that any few letters or digits match (initials, digit runs) count only on words read
-# at least this surely: anatomy and noise read as text come out as such tokens, unsurely.
-LOOSE_PATTERNS, LOOSE_PATTERN_MIN_SCORE = (Reason.INITIALS_PATTERN, Reason.DIGITS_PATTERN), 0.5
+# Patterns that any few letters or digits match (initials, digit runs, an age of a digit or
+# two) count only on words read at least this surely: anatomy and noise read as text come out
+# as such tokens, unsurely.
+LOOSE_PATTERNS = (Reason.INITIALS_PATTERN, Reason.DIGITS_PATTERN, Reason.AGE)
+LOOSE_PATTERN_MIN_SCORE = 0.5
+INITIALS_REASONS = (Reason.INITIALS, Reason.INITIALS_PATTERN)
 # What a word at a line's end may be when it is a name or place cut short there.
 CUT_CANDIDATES = (None, Reason.SAFE, Reason.INITIALS_PATTERN, Reason.NAME, Reason.PLACE)
 # Reasons that name one value of the file's own: neighbours with the same one are one value.
@@ -396,6 +399,8 @@ class PixelPhiJudge:
                 reasons[index] = self._word_reason(word.text)
             if reasons[index] in LOOSE_PATTERNS and word.score < LOOSE_PATTERN_MIN_SCORE:
                 reasons[index] = None  # texture read as letters, not a reading of text
+            if reasons[index] in INITIALS_REASONS and word.text.rstrip().endswith(":"):
+                reasons[index] = None  # a label ("Im:" read "lm:"), not a person's initials
         _field_values(words, reasons)
         boxes = [w.box for w in words]
         self._cut_values(tokens, reasons, boxes)

@@ -21,7 +21,7 @@ from deid_pipeline.core.pixels.ink import (difference_from_background, ink_exten
 from deid_pipeline.core.pixels.ocr import Box, TextLine, TextReader, Word, split_words
 from deid_pipeline.core.pixels.phi import (PixelPhiJudge, Reason, WordVerdict, awaits_value,
                                            visual_lines)
-from deid_pipeline.core.pixels.redact import fill_boxes
+from deid_pipeline.core.pixels.redact import fill_boxes, padded
 from deid_pipeline.core.pixels.views import frames_to_read, reading_views
 from deid_pipeline.core.pixels.zones import Zone
 from deid_pipeline.core.transcode import decode_pixels, transfer_syntax_of, write_pixels_back
@@ -40,7 +40,7 @@ ADJACENT_MAX_HEIGHTS = 4
 # What a strip's reading may be found to hold: the file's own values and dates, IDs and times
 # (not initials, sexes, ages or bare digit runs, which texture read as text matches by chance).
 STRIP_REASONS = frozenset({Reason.NAME, Reason.IDENTIFIER, Reason.PLACE, Reason.DATE,
-                           Reason.TEXT_PATTERN, Reason.TIME_PATTERN, Reason.FIELD_VALUE})
+                           Reason.TEXT_PATTERN, Reason.TIME_PATTERN})
 
 
 @dataclass(frozen=True)
@@ -162,6 +162,9 @@ class PixelRedactor:
                 views = (image, *(other for other in images.values() if other is not image))
                 adjacent = next((box for view_image in views
                                  if (box := _adjacent_ink(view_image, strip, end))), None)
+                word = (verdict.box[0], line.box[1], verdict.box[2], line.box[3])
+                if adjacent and _inside(adjacent, padded(word, *image.shape[:2])):
+                    continue  # the word's own rim, which its margin hides
                 found += ([WordVerdict("", adjacent, True, Reason.SAME_LINE, verdict.score)]
                           if adjacent else self._read_strip(image, strip, judge, line, end))
         return found
@@ -242,6 +245,10 @@ def _adjacent_ink(image: np.ndarray, strip: Box, end: int) -> Box | None:
     gap = (x2 - x1) - b if end < 0 else a
     return (x1 + a, y1, x1 + b, y2) if gap <= height and b - a < ADJACENT_MAX_HEIGHTS * height \
         else None
+
+
+def _inside(box: Box, outer: Box) -> bool:
+    return outer[0] <= box[0] and box[2] <= outer[2] and outer[1] <= box[1] and box[3] <= outer[3]
 
 
 def _strip_beyond(box: Box, end: int, shape: tuple[int, int], lines: Sequence[TextLine],

@@ -147,6 +147,7 @@ class View:
     reread: bool = True
     fallback: bool = False
     rows: tuple[int, int] | None = None  # searched only in these rows (first, last)
+    fit_in: str | None = None  # the view whose ink its lines are fitted to, when not itself
 
 
 @dataclass(frozen=True, eq=False)
@@ -240,7 +241,7 @@ def _grey_views(pixels: np.ndarray, ds: Dataset, invert: bool, tolerance: float)
     shown = [full]  # what the views show, before inversion
 
     def add(name: str, image: np.ndarray | None, compare: bool = False, detect: bool = True,
-            reread: bool = True, fallback: bool = False) -> None:
+            reread: bool = True, fallback: bool = False, fit_in: str | None = None) -> None:
         """Keep `image`; a window (`compare`) only if it differs from what the views show."""
         if image is None:
             return
@@ -248,7 +249,8 @@ def _grey_views(pixels: np.ndarray, ds: Dataset, invert: bool, tolerance: float)
             return
         if compare:
             shown.append(image)
-        chosen.append(View(name, 255 - image if invert else image, detect, reread, fallback))
+        chosen.append(View(name, 255 - image if invert else image, detect, reread, fallback,
+                           fit_in=fit_in))
 
     add("full", full, detect=False)
     window = _stored_window(values, ds, (high - low) / MIN_WINDOW_GAIN)
@@ -262,7 +264,8 @@ def _grey_views(pixels: np.ndarray, ds: Dataset, invert: bool, tolerance: float)
     add("extremes", _extremes(values, low, high, full, tolerance))
     add("levels", _levels(values, low, high, tolerance))
     add("local", _local_contrast(full), reread=False)
-    add("quiet", _quiet(full), reread=False, fallback=True)
+    # Fitted to the ink of the unsmoothed view: the smoothing spreads strokes a pixel or two.
+    add("quiet", _quiet(full), reread=False, fallback=True, fit_in="local")
     return chosen
 
 

@@ -55,6 +55,8 @@ def test_header_values_ids_places_ages_and_initials(judge):
     assert verdicts(judge, "MAYNARD-CLARKE")[0] == (True, Reason.PLACE)
     assert verdicts(judge, "Age", "25") == [(True, Reason.SAME_LINE), (True, Reason.AGE)]
     assert verdicts(judge, "JT") == [(True, Reason.INITIALS)]
+    # A label is no initials: "Im:" of "Se: 1 Im: 2" read "Jt:".
+    assert not any(phi for phi, _ in verdicts(judge, "Se:", "1", "Jt:", "2"))
 
 
 def test_phi_the_header_does_not_hold_is_caught_by_pattern():
@@ -125,6 +127,9 @@ def test_views_and_unsure_reads_are_no_initials(judge):
     assert verdicts(judge, "DLP") == [(False, Reason.SAFE)]  # CT dose
     unsure = TextLine((0, 0, 9, 9), "KQZ", 0.3, [Word("KQZ", (0, 0, 9, 9), 0.3)])
     assert [v.is_phi for v in judge.judge(unsure)] == [False]  # texture read as letters
+    unsure_age = TextLine((0, 0, 9, 9), "25", 0.17, [Word("25", (0, 0, 9, 9), 0.17)])
+    assert [v.is_phi for v in judge.judge(unsure_age)] == [False]  # a blob read as the age
+    assert verdicts(judge, "25") == [(True, Reason.AGE)]
 
 
 def test_lines_cut_apart_on_a_row_are_judged_as_one():
