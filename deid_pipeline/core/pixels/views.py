@@ -39,8 +39,9 @@ it can, in order of preference for reading a line found in several:
 ``quiet``
     ``full`` smoothed over a pixel or so, then equalised as ``local`` but harder: text a few
     percent above a noisy background (small characters over MR air) that the noise drowns in
-    ``local``. Searched on every grey frame, but a fallback: its text counts only where no
-    other view found any, since the smoothing blurs the edges of what the others read sharply.
+    ``local``. Only for noisy frames (most pixels off the median around them), and a fallback:
+    its text counts only where no other view found any, since the smoothing blurs the edges of
+    what the others read sharply; its lines are fitted to the ink of ``local``.
 
 Colour frames (RGB, YBR converted to RGB, PALETTE COLOR through its lookup table) give one
 ``color`` view (BGR, the detector's order), when the picture is not grey a ``gray`` view of the
@@ -115,6 +116,9 @@ LOCAL_CLIP_LIMIT, LOCAL_GRID = 2.0, (8, 8)
 # higher clip limit, for text a few percent above a noisy background (7-pixel characters 3
 # noise spreads above MR air) that equalising the noise itself drowns.
 QUIET_SIGMA, QUIET_CLIP_LIMIT = 0.8, 4.0
+# Only for noisy frames: the median pixel at least this many grey levels off the median of the
+# 3 × 3 around it (a clean background, even under anatomy, leaves most pixels at 0).
+QUIET_MIN_NOISE = 1
 FAINT_TILE, FAINT_FLAT_LEVELS, FAINT_MARK_LEVELS, FAINT_MIN_TILES = 16, 8, (6, 64), 3
 FAINT_BUSY_LEVELS = 16
 # Detail view of a colour frame: the median over DETAIL_KERNEL² pixels is the background; marks
@@ -265,7 +269,8 @@ def _grey_views(pixels: np.ndarray, ds: Dataset, invert: bool, tolerance: float)
     add("levels", _levels(values, low, high, tolerance))
     add("local", _local_contrast(full), reread=False)
     # Fitted to the ink of the unsmoothed view: the smoothing spreads strokes a pixel or two.
-    add("quiet", _quiet(full), reread=False, fallback=True, fit_in="local")
+    if _noise(full) >= QUIET_MIN_NOISE:
+        add("quiet", _quiet(full), reread=False, fallback=True, fit_in="local")
     return chosen
 
 
@@ -438,6 +443,12 @@ def _local_contrast(image: np.ndarray) -> np.ndarray:
     """Contrast-limited adaptive histogram equalisation: faint marks on a flat background come
     up to full contrast, busy anatomy only by the clip limit."""
     return cv2.createCLAHE(clipLimit=LOCAL_CLIP_LIMIT, tileGridSize=LOCAL_GRID).apply(image)
+
+
+def _noise(image: np.ndarray) -> float:
+    """The median difference of a pixel from the median of the 3 × 3 around it."""
+    difference = cv2.absdiff(image, cv2.medianBlur(image, 3))
+    return float(np.median(difference[::SUBSAMPLE // 2, ::SUBSAMPLE // 2]))
 
 
 def _quiet(image: np.ndarray) -> np.ndarray:
