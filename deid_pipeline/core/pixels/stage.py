@@ -37,6 +37,12 @@ LABEL_STRIP_HEIGHTS = 14
 # Ink touching a PHI line's end (in any reading view), at most this many text heights wide, is
 # part of the line, read or not.
 ADJACENT_MAX_HEIGHTS = 4
+# Text burned in at one place on many distinct frames (a series whose anatomy moves under its
+# banner) is fitted on each a little differently, as the anatomy under it drags the fit; every
+# box is hidden on every frame, so their union would blacken the spread of the fits. Where
+# boxes on SETTLE_MIN_FRAMES frames or more overlap by SETTLE_OVERLAP (intersection over
+# union), one from each frame, they are one box: their median, edge by edge.
+SETTLE_MIN_FRAMES, SETTLE_OVERLAP = 3, 0.5
 # What a strip's reading may be found to hold: the file's own values and dates, IDs and times
 # (not initials, sexes, ages or bare digit runs, which texture read as text matches by chance).
 STRIP_REASONS = frozenset({Reason.NAME, Reason.IDENTIFIER, Reason.PLACE, Reason.DATE,
@@ -130,6 +136,8 @@ class PixelRedactor:
             for verdict in verdicts:
                 result.findings.append(BoxFinding(frame.indices, verdict.box, verdict.is_phi,
                                                   verdict.reason.value, verdict.score))
+        if result.frames_read >= SETTLE_MIN_FRAMES:
+            result.findings = _settled(result.findings)
         for zone in self.zones:
             if zone.applies_to(ds):
                 result.findings += [BoxFinding((), box, True, "zone", 1.0)
@@ -245,6 +253,50 @@ def _adjacent_ink(image: np.ndarray, strip: Box, end: int) -> Box | None:
     gap = (x2 - x1) - b if end < 0 else a
     return (x1 + a, y1, x1 + b, y2) if gap <= height and b - a < ADJACENT_MAX_HEIGHTS * height \
         else None
+
+
+def _settled(findings: list[BoxFinding]) -> list[BoxFinding]:
+    """`findings` with the PHI boxes of one place on many frames as one (SETTLE_*)."""
+    phi = [i for i, f in enumerate(findings) if f.is_phi]
+    parent = {i: i for i in phi}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for n, i in enumerate(phi):
+        for j in phi[n + 1:]:
+            if findings[i].frames != findings[j].frames and \
+                    _overlap(findings[i].box, findings[j].box) >= SETTLE_OVERLAP:
+                parent[root(j)] = root(i)
+    groups: dict[int, list[int]] = {}
+    for i in phi:
+        groups.setdefault(root(i), []).append(i)
+    settled, merged = [], set()
+    for members in groups.values():
+        frames = [frame for i in members for frame in findings[i].frames]
+        if len(members) < SETTLE_MIN_FRAMES or len(set(frames)) != len(frames):
+            continue  # few frames, or two boxes on one frame: words apart, kept apart
+        boxes = np.array([findings[i].box for i in members])
+        reasons = [findings[i].reason for i in members]
+        settled.append(BoxFinding(tuple(sorted(frames)),
+                                  tuple(int(v) for v in np.median(boxes, axis=0).round()),
+                                  True, max(set(reasons), key=reasons.count),
+                                  max(findings[i].text_score for i in members)))
+        merged.update(members)
+    return [f for i, f in enumerate(findings) if i not in merged] + settled
+
+
+def _overlap(a: Box, b: Box) -> float:
+    """Intersection over union."""
+    width = min(a[2], b[2]) - max(a[0], b[0]) + 1
+    height = min(a[3], b[3]) - max(a[1], b[1]) + 1
+    if width <= 0 or height <= 0:
+        return 0.0
+    area = (a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
+    return width * height / (area - width * height)
 
 
 def _inside(box: Box, outer: Box) -> bool:

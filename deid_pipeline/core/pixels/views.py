@@ -390,7 +390,12 @@ def _levels(values: np.ndarray, low: float, high: float, tolerance: float) -> np
     that can be counted value by value has such spikes worth looking for."""
     if values.dtype.kind not in "iu" or values.ndim != 2 or high - low >= LEVEL_MAX_RANGE:
         return None
-    counts = np.bincount(values.ravel().astype(np.intp) - int(low))
+    # Counted only where a pixel equals two of its four neighbours: strokes drawn at one value
+    # do, noise around them hardly ever (over a noisy background of the same grey the text's
+    # value is no spike among all pixels).
+    equal = _equal_neighbours(values)
+    counts = np.bincount(values[equal >= 2].astype(np.intp) - int(low),
+                         minlength=int(high - low) + 1)
     margin = math.ceil(tolerance * (high - low)) + 1
     frequent = (counts >= LEVEL_MIN_PIXELS) & (counts <= EXTREME_MAX_FRACTION * values.size)
     frequent[:margin] = frequent[-margin:] = False  # the extremes have a view of their own
@@ -403,7 +408,7 @@ def _levels(values: np.ndarray, low: float, high: float, tolerance: float) -> np
     spikes = offsets[counts[offsets] >= LEVEL_SPIKE * beside]
     image = None
     for offset in spikes[np.argsort(counts[spikes])[::-1][:LEVEL_CANDIDATES]]:
-        mask = values == values.dtype.type(offset + int(low))
+        mask = (values == values.dtype.type(offset + int(low))) & (equal > 0)
         strokes = _glyphs(mask)
         if np.count_nonzero(strokes) < LEVEL_STROKE_SHARE * np.count_nonzero(mask):
             continue  # a flat region or scattered noise at that value, not strokes
@@ -411,6 +416,16 @@ def _levels(values: np.ndarray, low: float, high: float, tolerance: float) -> np
             image = np.zeros(values.shape, np.uint8)
         image[mask] = 255
     return image
+
+
+def _equal_neighbours(values: np.ndarray) -> np.ndarray:
+    """How many of each pixel's four neighbours hold its value."""
+    count = np.zeros(values.shape, np.uint8)
+    count[:, 1:] += values[:, 1:] == values[:, :-1]
+    count[:, :-1] += values[:, :-1] == values[:, 1:]
+    count[1:] += values[1:] == values[:-1]
+    count[:-1] += values[:-1] == values[1:]
+    return count
 
 
 def _glyphs(mask: np.ndarray) -> np.ndarray:
