@@ -305,6 +305,25 @@ def test_mid_grey_text_across_the_body_edge_is_drawn_in_the_levels_view(reader):
     assert_read(reader.read([levels]), min_words=0.6)
 
 
+def test_one_grey_text_over_noise_of_nearly_that_grey_is_drawn_in_the_levels_view(reader):
+    # An angiogram's banner at 151 over anatomy whose noise spreads around 148: its value is
+    # only twice as frequent as those beside it over the whole frame, but the text's pixels
+    # equal their neighbours and the noise's hardly ever do.
+    rng = np.random.default_rng(7)
+    pixels = np.clip(148 + rng.normal(0, 6, (512, 512)), 0, 255)
+    pixels[200:, :] = np.clip(60 + rng.normal(0, 25, (312, 512)), 0, 255)
+    pixels = np.round(pixels).astype(np.uint8)
+    ink = np.zeros(pixels.shape, np.uint8)
+    cv2.putText(ink, "HILL ANGELA 2019 Aug 15", (10, 60), FONT, 0.6, 255, 2, cv2.LINE_8)
+    pixels[ink > 127] = 151
+    values, counts = np.unique(pixels[:200], return_counts=True)
+    assert counts[values == 151][0] < 3 * counts[values == 149][0]  # no spike of all pixels
+    views = reading_views(pixels, dataset(bits=8))
+    levels = next(view for view in views if view.name == "levels")
+    assert (levels.image[ink > 127] == 255).mean() > 0.95
+    assert_read(reader.read([levels]), texts=["HILL ANGELA 2019 Aug 15"], min_words=0.8)
+
+
 def test_no_levels_view_for_anatomy_without_text():
     assert "levels" not in [view.name for view in
                             reading_views(anatomy(512, 512, 0, 4095).astype(np.uint16), dataset())]

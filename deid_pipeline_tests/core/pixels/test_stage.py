@@ -289,3 +289,34 @@ def test_ink_touching_a_phi_line_end_counts_only_when_it_holds_strokes():
     yy, xx = np.mgrid[0:120, 0:400]
     body = np.where((xx - 330) ** 2 + (yy - 140) ** 2 < 115 ** 2, 120, 20).astype(np.uint8)
     assert _adjacent_ink(cv2.GaussianBlur(body, (0, 0), 1.5), strip, 1) is None
+
+
+def test_a_banner_read_on_every_frame_of_a_series_is_one_box_per_word(redactor, monkeypatch):
+    # Five frames whose anatomy moves under the same banner: each frame is read apart and its
+    # boxes fitted apart; each word is hidden with one box, their median, on every frame.
+    import cv2
+
+    from deid_pipeline.core.pixels import stage
+
+    ds, banner = ct_frame("DOE JANE 07/04/1999")
+    rng = np.random.default_rng(8)
+    frames = []
+    for shift in range(5):
+        anatomy = cv2.GaussianBlur(rng.normal(1500, 600, (256, 256)), (0, 0), 3)
+        frame = np.where(banner == 4095, 4095, np.clip(np.roll(anatomy, 9 * shift, 0), 0, 3000))
+        frames.append(frame.astype("<u2"))
+    ds.NumberOfFrames = 5
+    ds.PixelData = np.stack(frames).tobytes()
+
+    def phi_findings():
+        result, _ = redactor.find(ds, gather(ds))
+        return [f for f in result.findings if f.is_phi and f.box[1] < 80]
+
+    settled = [f for f in phi_findings() if f.frames == (0, 1, 2, 3, 4)]
+    assert len(settled) == 3  # DOE, JANE, the date
+    monkeypatch.setattr(stage, "SETTLE_MIN_FRAMES", 10**6)
+    apart = phi_findings()
+    assert all(len(f.frames) == 1 for f in apart)
+    for word in settled:
+        fits = np.array([f.box for f in apart if stage._overlap(f.box, word.box) >= 0.5])
+        assert len(fits) == 5 and (np.median(fits, axis=0).round() == word.box).all()
