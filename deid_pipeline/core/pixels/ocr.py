@@ -267,9 +267,11 @@ class TextReader:
         if view.rows is None:
             return self.detect(view.image, index)
         top, bottom = view.rows
-        return [_Detection((x1, y1 + top, x2, y2 + top), det.score, det.view)
-                for det in self.detect(view.image[top:bottom + 1], index)
-                for x1, y1, x2, y2 in [det.box]]
+        found = []
+        for det in self.detect(view.image[top:bottom + 1], index):
+            x1, y1, x2, y2 = det.box
+            found.append(_Detection((x1, y1 + top, x2, y2 + top), det.score, det.view))
+        return found
 
     def detect(self, image: np.ndarray, view: int = 0) -> list[_Detection]:
         """Axis-aligned text-line boxes in `image` (8-bit BGR or grey), frame coordinates."""

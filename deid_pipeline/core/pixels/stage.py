@@ -256,26 +256,21 @@ def _adjacent_ink(image: np.ndarray, strip: Box, end: int) -> Box | None:
 
 
 def _settled(findings: list[BoxFinding]) -> list[BoxFinding]:
-    """`findings` with the PHI boxes of one place on many frames as one (SETTLE_*)."""
-    phi = [i for i, f in enumerate(findings) if f.is_phi]
-    parent = {i: i for i in phi}
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for n, i in enumerate(phi):
-        for j in phi[n + 1:]:
-            if findings[i].frames != findings[j].frames and \
-                    _overlap(findings[i].box, findings[j].box) >= SETTLE_OVERLAP:
-                parent[root(j)] = root(i)
-    groups: dict[int, list[int]] = {}
-    for i in phi:
-        groups.setdefault(root(i), []).append(i)
+    """`findings` with the PHI boxes of one place on many frames as one (SETTLE_*). Each PHI
+    box joins the first group whose first or latest box it overlaps enough, else starts one."""
+    groups: list[list[int]] = []
+    for i, finding in enumerate(findings):
+        if not finding.is_phi:
+            continue
+        group = next((g for g in groups if max(_overlap(findings[g[0]].box, finding.box),
+                                               _overlap(findings[g[-1]].box, finding.box))
+                      >= SETTLE_OVERLAP), None)
+        if group is None:
+            groups.append([i])
+        else:
+            group.append(i)
     settled, merged = [], set()
-    for members in groups.values():
+    for members in groups:
         frames = [frame for i in members for frame in findings[i].frames]
         if len(members) < SETTLE_MIN_FRAMES or len(set(frames)) != len(frames):
             continue  # few frames, or two boxes on one frame: words apart, kept apart
