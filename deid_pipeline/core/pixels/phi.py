@@ -208,16 +208,20 @@ def _value_of(text: str) -> str:
 
 
 def _field_values(words: Sequence[Word], reasons: list[Reason | None]) -> None:
-    """Words nothing else decided that follow a label of VALUE_LABELS ("DOB:", "ID:",
-    "Age:57" glued) up to the next label on the line are its value."""
+    """Words nothing else decided, or single letters (an initial, not "L" for left), that
+    follow a label of VALUE_LABELS ("DOB:", "ID:", "Age:57" glued) up to the next label on
+    the line are its value. A label is two letters or more before a colon ("M:" is "Mar"
+    misread)."""
     in_value = False
     for i, word in enumerate(words):
         label, colon, value = word.text.strip().partition(":")
-        if colon:
-            in_value = normalise(label) in VALUE_LABELS
+        token = normalise(label)
+        if colon and len(token) >= 2:
+            in_value = token in VALUE_LABELS
             if not (in_value and value):
                 continue
-        if in_value and reasons[i] is None:
+        undecided = reasons[i] is None or (reasons[i] is Reason.SAFE and len(token) <= 1)
+        if in_value and undecided:
             reasons[i] = Reason.FIELD_VALUE
 
 

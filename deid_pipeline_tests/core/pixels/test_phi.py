@@ -37,6 +37,10 @@ def test_what_follows_an_identifying_label_is_its_value_however_read(judge):
     assert verdicts(judge, "DOB:", "1950-") == [(True, Reason.SAME_LINE),
                                                  (True, Reason.FIELD_VALUE)]
     assert verdicts(judge, "ID:X7Q") == [(True, Reason.FIELD_VALUE)]
+    # "Mar" read "M:" is no label ending the value; a letter alone in a value is no "L" for left.
+    assert [phi for phi, _ in verdicts(judge, "DOB:", "1981", "M:", "21")] == [True] * 4
+    assert verdicts(judge, "Name:", "Qwerty", "L") == [
+        (True, Reason.SAME_LINE), (True, Reason.FIELD_VALUE), (True, Reason.FIELD_VALUE)]
     assert verdicts(judge, "Name:", "Qwerty", "Se:", "3") == [
         (True, Reason.SAME_LINE), (True, Reason.FIELD_VALUE), (False, Reason.SAFE),
         (True, Reason.SAME_LINE)]
