@@ -390,12 +390,11 @@ def _levels(values: np.ndarray, low: float, high: float, tolerance: float) -> np
     that can be counted value by value has such spikes worth looking for."""
     if values.dtype.kind not in "iu" or values.ndim != 2 or high - low >= LEVEL_MAX_RANGE:
         return None
-    # Counted only where a pixel equals a neighbour along its row and one along its column:
-    # strokes drawn at one value do, noise around them hardly ever (over a noisy background of
-    # the same grey the text's value is no spike among all pixels), nor a smooth gradient's
-    # contour lines (equal along the contour only).
-    along_row, along_column = _equal_neighbours(values)
-    counts = np.bincount(values[along_row & along_column].astype(np.intp) - int(low),
+    # Counted only where a pixel equals two of its four neighbours: strokes drawn at one value
+    # do, noise around them hardly ever (over a noisy background of the same grey the text's
+    # value is no spike among all pixels).
+    equal = _equal_neighbours(values)
+    counts = np.bincount(values[equal >= 2].astype(np.intp) - int(low),
                          minlength=int(high - low) + 1)
     margin = math.ceil(tolerance * (high - low)) + 1
     frequent = (counts >= LEVEL_MIN_PIXELS) & (counts <= EXTREME_MAX_FRACTION * values.size)
@@ -409,7 +408,7 @@ def _levels(values: np.ndarray, low: float, high: float, tolerance: float) -> np
     spikes = offsets[counts[offsets] >= LEVEL_SPIKE * beside]
     image = None
     for offset in spikes[np.argsort(counts[spikes])[::-1][:LEVEL_CANDIDATES]]:
-        mask = (values == values.dtype.type(offset + int(low))) & (along_row | along_column)
+        mask = (values == values.dtype.type(offset + int(low))) & (equal > 0)
         strokes = _glyphs(mask)
         if np.count_nonzero(strokes) < LEVEL_STROKE_SHARE * np.count_nonzero(mask):
             continue  # a flat region or scattered noise at that value, not strokes
@@ -419,15 +418,14 @@ def _levels(values: np.ndarray, low: float, high: float, tolerance: float) -> np
     return image
 
 
-def _equal_neighbours(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Whether each pixel equals its left or right neighbour, and its upper or lower one."""
-    along_row = np.zeros(values.shape, bool)
-    along_column = np.zeros(values.shape, bool)
-    along_row[:, 1:] |= values[:, 1:] == values[:, :-1]
-    along_row[:, :-1] |= values[:, :-1] == values[:, 1:]
-    along_column[1:] |= values[1:] == values[:-1]
-    along_column[:-1] |= values[:-1] == values[1:]
-    return along_row, along_column
+def _equal_neighbours(values: np.ndarray) -> np.ndarray:
+    """How many of each pixel's four neighbours hold its value."""
+    count = np.zeros(values.shape, np.uint8)
+    count[:, 1:] += values[:, 1:] == values[:, :-1]
+    count[:, :-1] += values[:, :-1] == values[:, 1:]
+    count[1:] += values[1:] == values[:-1]
+    count[:-1] += values[:-1] == values[1:]
+    return count
 
 
 def _glyphs(mask: np.ndarray) -> np.ndarray:
