@@ -34,6 +34,8 @@ from deid_pipeline.core.transcode import decode_pixels, transfer_syntax_of, writ
 STRIP_HEIGHTS = 8
 # After a label, its value: an ID or a name of up to about twenty characters.
 LABEL_STRIP_HEIGHTS = 14
+# PHI read in a strip beyond a line's end is read on beyond, up to this many strips in all.
+STRIP_CHAIN = 3
 # Ink touching a PHI line's end (in any reading view), at most this many text heights wide, is
 # part of the line, read or not.
 ADJACENT_MAX_HEIGHTS = 4
@@ -173,17 +175,49 @@ class PixelRedactor:
                 word = (verdict.box[0], line.box[1], verdict.box[2], line.box[3])
                 if adjacent and _inside(adjacent, padded(word, *image.shape[:2])):
                     continue  # the word's own rim, which its margin hides
-                found += ([WordVerdict("", adjacent, True, Reason.SAME_LINE, verdict.score)]
-                          if adjacent else self._read_strip(image, strip, judge, line, end))
+                if adjacent:
+                    found.append(WordVerdict("", adjacent, True, Reason.SAME_LINE, verdict.score))
+                    continue
+                found += self._read_on(views, strip, judge, line, end, lines)
+        return found
+
+    def _read_on(self, views: Sequence[np.ndarray], strip: Box, judge: PixelPhiJudge,
+                 line: TextLine, end: int, lines: Sequence[TextLine]) -> list[WordVerdict]:
+        """PHI read in `strip` beyond `line`'s `end`, in the first view where any is (the
+        rest of a faint line may stand out only in the smoothed one). Where what was read runs
+        to the strip's far end, the line goes on: the next strip is read too, judged with all
+        read so far, its words PHI as the rest of a line holding PHI; up to STRIP_CHAIN strips
+        (a line the detector found one word of)."""
+        found: list[WordVerdict] = []
+        for step in range(STRIP_CHAIN):
+            read = next((read for image in views
+                         if (read := self._read_strip(image, strip, judge, line, end,
+                                                      continued=step > 0))), [])
+            if not read:
+                break
+            found += read
+            reached, height = read[-1].box, strip[3] - strip[1] + 1
+            if (reached[2] < strip[2] - height) if end > 0 else (reached[0] > strip[0] + height):
+                break  # the line ends inside this strip
+            words = [Word(text, reached, read[-1].score) for text in read[-1].text.split()]
+            context = list(line.words) + words if end > 0 else words + list(line.words)
+            box = (min(line.box[0], reached[0]), line.box[1], max(line.box[2], reached[2]),
+                   line.box[3])
+            line = TextLine(box, " ".join(w.text for w in context), line.score, context)
+            strip = _strip_beyond(box, end, views[0].shape[:2], lines, STRIP_HEIGHTS)
+            if strip is None:
+                break
         return found
 
     def _read_strip(self, image: np.ndarray, strip: Box, judge: PixelPhiJudge, line: TextLine,
-                    end: int, to_end: bool = False) -> list[WordVerdict]:
+                    end: int, to_end: bool = False, continued: bool = False
+                    ) -> list[WordVerdict]:
         """The PHI in `strip` (`line`'s rows, beyond its `end`), boxed to the ink columns; with
         `to_end`, read from its first ink to its end and boxed to the characters read (ink
         over anatomy, as a value running onto the body's edge, is not found column by
         column). Its words are judged with the line's (the rest of a value the line began:
-        "Medical Center" after "Francis, Todd and Boyer")."""
+        "Medical Center" after "Francis, Todd and Boyer"); `continued`: the strip goes on
+        from PHI read up to its start, and what it holds is the rest of that line."""
         found = _strip_ink(image, strip)
         if found is None:
             return []
@@ -204,7 +238,7 @@ class PixelRedactor:
         context = line_words + words if end > 0 else words + line_words
         verdicts = judge.judge(TextLine(line.box, line.text, line.score, context))
         read = verdicts[len(line_words):] if end > 0 else verdicts[:len(words)]
-        reasons = [v.reason for v in read if v.reason in STRIP_REASONS]
+        reasons = [v.reason for v in read if (v.is_phi if continued else v.reason in STRIP_REASONS)]
         return [WordVerdict(text, (x1 + a, y1, x1 + b, y2), True, reasons[0], score)] \
             if reasons else []
 

@@ -213,6 +213,17 @@ def test_phi_just_beyond_the_end_of_a_line_with_phi_is_read_and_hidden(redactor)
     assert dates[0][2] < id_box[2] + 8 * (id_box[3] - id_box[1] + 1)
 
 
+def test_a_long_line_the_detector_found_one_word_of_is_read_on_strip_after_strip(redactor):
+    # Past "MRN12345" lie more than eight of its heights of PHI: read on beyond each strip.
+    ds, frame = ct_frame("MRN12345 DOE JANE 07/04/1999", size=512)
+    result, _ = PixelRedactor(_CutShort(redactor.reader)).find(ds, gather(ds))
+    (id_box,) = [f.box for f in result.findings if f.reason == "metadata:identifier"]
+    beyond = [f.box for f in result.findings if f.is_phi and f.box[0] > id_box[2]]
+    ink_end = int(np.nonzero((frame == 4095).any(axis=0))[0].max())
+    assert ink_end - id_box[2] > 8 * (id_box[3] - id_box[1] + 1)
+    assert len(beyond) >= 2 and max(box[2] for box in beyond) >= ink_end
+
+
 def test_the_rest_of_a_value_beyond_a_line_end_is_judged_with_the_line(redactor):
     # "Center" alone names no one; after "Springfield" it is the rest of the institution
     # the detector stopped short of (too far from it to count as ink touching its end).
