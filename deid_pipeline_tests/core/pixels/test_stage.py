@@ -224,6 +224,22 @@ def test_a_long_line_the_detector_found_one_word_of_is_read_on_strip_after_strip
     assert len(beyond) >= 2 and max(box[2] for box in beyond) >= ink_end
 
 
+def test_the_strip_is_read_in_the_first_view_that_shows_phi_there(redactor):
+    # Faint text may stand out only in the smoothed view: a view showing nothing in the strip
+    # (listed first) does not end the search.
+    from deid_pipeline.core.pixels.phi import PixelPhiJudge
+
+    ds, frame = ct_frame("MRN12345 07/04/1999", size=512)
+    shown = np.where(frame == 4095, 255, 0).astype(np.uint8)
+    blank = np.zeros_like(shown)
+    line = _CutShort(redactor.reader).read_frame(frame, ds)[0]
+    strip = _strip_beyond(line.box, 1, shown.shape, [line])
+    judge = PixelPhiJudge(gather(ds))
+    assert redactor._read_on([blank], strip, judge, line, 1, [line]) == []
+    (read,) = redactor._read_on([blank, shown], strip, judge, line, 1, [line])
+    assert read.is_phi and read.box[0] > line.box[2]
+
+
 def test_the_rest_of_a_value_beyond_a_line_end_is_judged_with_the_line(redactor):
     # "Center" alone names no one; after "Springfield" it is the rest of the institution
     # the detector stopped short of (too far from it to count as ink touching its end).
