@@ -150,7 +150,10 @@ class PixelRedactor:
                      judge: PixelPhiJudge) -> list[WordVerdict]:
         """PHI read in the strips just beyond the ends of lines whose end word is PHI, and
         beyond the last word of lines that end in a label."""
-        images = {view.name: view.image for view in reading_views(pixels, ds)}
+        views_of_frame = reading_views(pixels, ds)
+        images = {view.name: view.image for view in views_of_frame}
+        # Where the line's view shows no PHI beyond its end, a smoothed fallback view may.
+        smoothed = [view.image for view in views_of_frame if view.fallback and view.rows is None]
         found = []
         for line in visual_lines(lines):
             image = images.get(line.view)
@@ -178,7 +181,9 @@ class PixelRedactor:
                 if adjacent:
                     found.append(WordVerdict("", adjacent, True, Reason.SAME_LINE, verdict.score))
                     continue
-                found += self._read_on(views, strip, judge, line, end, lines)
+                found += self._read_on([image, *(other for other in smoothed
+                                                 if other is not image)],
+                                       strip, judge, line, end, lines)
         return found
 
     def _read_on(self, views: Sequence[np.ndarray], strip: Box, judge: PixelPhiJudge,
