@@ -317,7 +317,7 @@ def _settled(findings: list[BoxFinding]) -> list[BoxFinding]:
         reasons = [findings[i].reason for i in members]
         settled.append(BoxFinding(tuple(sorted(frames)),
                                   tuple(int(v) for v in np.median(boxes, axis=0).round()),
-                                  True, max(set(reasons), key=reasons.count),
+                                  True, max(sorted(set(reasons)), key=reasons.count),
                                   max(findings[i].text_score for i in members)))
         merged.update(members)
     return [f for i, f in enumerate(findings) if i not in merged] + settled

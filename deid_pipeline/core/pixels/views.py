@@ -27,8 +27,9 @@ it can, in order of preference for reading a line found in several:
     Only when strokes drawn at that extreme are, in ``full``, in places set against
     surroundings on their side of mid-grey.
 ``levels``
-    White on black, the pixels at each of a few frequent inner values (neither extreme) that
-    are drawn as strokes: a banner burned in at one grey of its own, brighter than the black
+    White on black, the pixels at each of a few frequent inner values (neither extreme; counted
+    where a pixel equals two of its neighbours, as strokes drawn at one value do and noise of
+    nearly that value does not) that are drawn as strokes: a banner burned in at one grey of its own, brighter than the black
     around the body and darker than the body it runs into, which no window sets apart. Only
     for integer data, and only when such strokes exist (anatomy spreads over many values).
 ``local``
@@ -49,7 +50,9 @@ brightest channel, in which coloured text on grey anatomy is plain white-on-grey
 ``local`` view of that channel when some flat part of it carries faint marks (an ultrasound
 header band), and a ``detail`` view of it (each pixel's difference from the median around it,
 amplified) when marks a few levels off a flat background hold enough pixels to be text: small
-header text a few percent above its band, which equalisation leaves faint. A colour frame whose
+header text a few percent above its band, which equalisation leaves faint; the bands of rows
+where those marks run as small text are searched again, cropped (``detail-band``, a fallback),
+which the detector enlarges. A colour frame whose
 channels agree everywhere (a grey picture stored as colour) gets the grey views of that channel
 besides, without any stored window.
 
@@ -113,8 +116,8 @@ SUBSAMPLE = 4  # statistics on every 4th row and column
 # more than FAINT_BUSY_LEVELS next to them. (Grey frames always have it.)
 LOCAL_CLIP_LIMIT, LOCAL_GRID = 2.0, (8, 8)
 # Quiet view: the full range smoothed (Gaussian, QUIET_SIGMA pixels) before equalising with a
-# higher clip limit, for text a few percent above a noisy background (7-pixel characters 3
-# noise spreads above MR air) that equalising the noise itself drowns.
+# higher clip limit, for text a few percent above a noisy background (bold 9-10 pixel characters
+# 3 noise spreads above MR air) that equalising the noise itself drowns.
 QUIET_SIGMA, QUIET_CLIP_LIMIT = 0.8, 4.0
 # Only for noisy frames: the median pixel at least this many grey levels off the median of the
 # 3 × 3 around it (a clean background, even under anatomy, leaves most pixels at 0).
@@ -579,9 +582,10 @@ def _small_text_bands(marks: np.ndarray, flat: np.ndarray) -> list[tuple[int, in
 def _detail(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Each pixel's difference from the median of the DETAIL_KERNEL² pixels around it, times
     DETAIL_GAIN: marks a few levels off a flat background at full contrast, whatever its level.
-    None unless at least DETAIL_MIN_PIXELS pixels lie DETAIL_MARK_LEVELS off a background flat
-    around them (its DETAIL_FLAT_KERNEL² range within DETAIL_FLAT_LEVELS): text, not speckle
-    or compression noise."""
+    Returned with the marks and where the background is flat; None unless at least
+    DETAIL_MIN_PIXELS pixels lie DETAIL_MARK_LEVELS off a background flat around them (its
+    DETAIL_FLAT_KERNEL² range within DETAIL_FLAT_LEVELS): text, not speckle or compression
+    noise."""
     background = cv2.medianBlur(grey, DETAIL_KERNEL)
     difference = cv2.absdiff(grey, background)
     flat = cv2.morphologyEx(background, cv2.MORPH_GRADIENT,
