@@ -95,6 +95,7 @@ LETTER_LOOKALIKES = str.maketrans({"0": "O", "1": "I", "5": "S", "8": "B", "6": 
 TIME_PATTERN = re.compile(r"\b\d{1,2}:\d{2}(?::\d{2})?(?:\.\d+)?\s*(?:AM|PM)?\b", re.IGNORECASE)
 SEX_MARKER = re.compile(r"^[\[(]\s*[MFO]\s*[\])]$", re.IGNORECASE)
 INITIALS = re.compile(r"^[A-Z]{2,4}$")
+AGE_TOKEN = re.compile(r"0*(\d{1,3})(?:Y|YR|YRS|YO|YEARS)?")  # "45", "045Y", "45YRS"
 WORD_CHARS = re.compile(r"[^A-Z0-9]")
 # Dates OCR read with a space lost or a digit for a letter ("2001 Jul05", "1999 5ep 08"); the
 # letters-for-digits reading of the line is searched too.
@@ -115,6 +116,8 @@ WRAP_ALIGN, WRAP_GAP = 0.6, 1.0
 LOOSE_PATTERNS = (Reason.INITIALS_PATTERN, Reason.DIGITS_PATTERN, Reason.AGE)
 LOOSE_PATTERN_MIN_SCORE = 0.5
 INITIALS_REASONS = (Reason.INITIALS, Reason.INITIALS_PATTERN)
+# Values beside which a bare number equal to the patient's age is taken for the age.
+CONTEXT_REASONS = (Reason.NAME, Reason.DATE, Reason.IDENTIFIER, Reason.SEX, Reason.INITIALS)
 # What a word at a line's end may be when it is a name or place cut short there.
 CUT_CANDIDATES = (None, Reason.SAFE, Reason.INITIALS_PATTERN, Reason.NAME, Reason.PLACE)
 # Reasons that name one value of the file's own: neighbours with the same one are one value.
@@ -183,6 +186,30 @@ def as_letters(token: str) -> str:
 
 def normalise(text: str) -> str:
     return WORD_CHARS.sub("", text.upper())
+
+
+def _value_runs(reasons: Sequence[Reason | None]) -> list[range]:
+    """The runs of two or more neighbouring words with one reason that is hidden as a block."""
+    runs, start = [], 0
+    for i in range(1, len(reasons) + 1):
+        if i == len(reasons) or reasons[i] is not reasons[start] \
+                or reasons[start] not in BRIDGED_REASONS:
+            if i - start > 1 and reasons[start] in BRIDGED_REASONS:
+                runs.append(range(start, i))
+            start = i
+    return runs
+
+
+def _bare_ages_in_context(words: Sequence[Word], tokens: Sequence[str],
+                         reasons: list[Reason | None]) -> None:
+    """Drop an age read as a bare number ("10", no unit) on a line with no age label and no
+    other value of the file's own: alone among numbers it is as likely a series, image or
+    slice number."""
+    context = any(normalise(w.text).startswith("AGE") for w in words) or any(
+        r in CONTEXT_REASONS for r in reasons)
+    for index, token in enumerate(tokens):
+        if reasons[index] is Reason.AGE and token.isdigit() and not context:
+            reasons[index] = None
 
 
 def as_digits(token: str) -> str:
@@ -329,7 +356,8 @@ class PixelPhiJudge:
         if any(edit_distance(token, word, limit) <= limit or (len(word) >= 4 and word in token)
                for word in self.place_words):
             return Reason.PLACE
-        if digits in self.ages:
+        age = AGE_TOKEN.fullmatch(digits)
+        if age and age.group(1) in self.ages:
             return Reason.AGE
         return None
 
@@ -405,14 +433,19 @@ class PixelPhiJudge:
                 reasons[index] = None  # texture read as letters, not a reading of text
             if reasons[index] in INITIALS_REASONS and word.text.rstrip().endswith(":"):
                 reasons[index] = None  # a label ("Im:" read "lm:"), not a person's initials
+        _bare_ages_in_context(words, tokens, reasons)
         _field_values(words, reasons)
         boxes = [w.box for w in words]
         self._cut_values(tokens, reasons, boxes)
         # Words of one value ("2018 Mar 07") or pattern are hidden as one block: a character
-        # the OCR dropped between them ("Mar 7") lies in the gap.
-        for i in range(len(words) - 1):
-            if reasons[i] in BRIDGED_REASONS and reasons[i] is reasons[i + 1]:
-                boxes[i] = (*boxes[i][:2], max(boxes[i][2], boxes[i + 1][0] - 1), boxes[i][3])
+        # the OCR dropped between them ("Mar 7") lies in the gap, and the descender of one
+        # ("J" of "Jul") reaches under the others (each keeps its own top: a block of the
+        # value's full height would blacken more around words of small letters).
+        for run in _value_runs(reasons):
+            foot = max(boxes[i][3] for i in run)
+            for i in run:
+                right = max(boxes[i][2], boxes[i + 1][0] - 1) if i + 1 in run else boxes[i][2]
+                boxes[i] = (boxes[i][0], boxes[i][1], right, foot)
         has_phi = any(r not in (None, Reason.SAFE) for r in reasons)
         verdicts = []
         for word, token, reason, box in zip(words, tokens, reasons, boxes, strict=True):

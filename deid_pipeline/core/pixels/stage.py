@@ -36,6 +36,9 @@ STRIP_HEIGHTS = 8
 LABEL_STRIP_HEIGHTS = 14
 # PHI read in a strip beyond a line's end is read on beyond, up to this many strips in all.
 STRIP_CHAIN = 3
+# Where the line's own view shows no PHI in the strip, these views are read too (the rest of a
+# faint line may stand out only where the noise is smoothed).
+SMOOTHED_VIEWS = ("background", "quiet")
 # Ink touching a PHI line's end (in any reading view), at most this many text heights wide, is
 # part of the line, read or not.
 ADJACENT_MAX_HEIGHTS = 4
@@ -152,8 +155,7 @@ class PixelRedactor:
         beyond the last word of lines that end in a label."""
         views_of_frame = reading_views(pixels, ds)
         images = {view.name: view.image for view in views_of_frame}
-        # Where the line's view shows no PHI beyond its end, a smoothed fallback view may.
-        smoothed = [view.image for view in views_of_frame if view.fallback and view.rows is None]
+        smoothed = [view.image for view in views_of_frame if view.name in SMOOTHED_VIEWS]
         found = []
         for line in visual_lines(lines):
             image = images.get(line.view)
@@ -189,7 +191,7 @@ class PixelRedactor:
     def _read_on(self, views: Sequence[np.ndarray], strip: Box, judge: PixelPhiJudge,
                  line: TextLine, end: int, lines: Sequence[TextLine]) -> list[WordVerdict]:
         """PHI read in `strip` beyond `line`'s `end`, in the first view where any is (the
-        rest of a faint line may stand out only in the smoothed one). Where what was read runs
+        rest of a faint line may stand out only in a smoothed view). Where what was read runs
         to the strip's far end, the line goes on: the next strip is read too, judged with all
         read so far, its words PHI as the rest of a line holding PHI; up to STRIP_CHAIN strips
         (a line the detector found one word of)."""

@@ -37,12 +37,20 @@ it can, in order of preference for reading a line found in several:
     detector always searches on grey frames: text at either extreme stays the brightest or
     darkest thing around it, and grey text a few percent off its surroundings (over anatomy, on
     a noisy background) comes up to a contrast the detector sees, which in ``full`` it does not.
+``background``
+    The frame windowed onto its darkest background (from one noise spread below the
+    background's median to four above), its noise then smoothed by non-local means, which
+    averages like with like and so leaves strokes sharp: text a few noise spreads above MR air,
+    in characters of 7-9 pixels with one-pixel strokes, which equalising leaves drowned in the
+    noise and plain smoothing blurs away. Only for noisy frames (most pixels off the median
+    around them) whose background is noisy dark air, that window within the darkest fifth of
+    the range.
 ``quiet``
-    ``full`` smoothed over a pixel or so, then equalised as ``local`` but harder: text a few
-    percent above a noisy background (small characters over MR air) that the noise drowns in
-    ``local``. Only for noisy frames (most pixels off the median around them), and a fallback:
-    its text counts only where no other view found any, since the smoothing blurs the edges of
-    what the others read sharply; its lines are fitted to the ink of ``local``.
+    On other noisy frames (a grey or bright background: a secondary capture's), ``full``
+    smoothed over a pixel or so, then equalised as ``local`` but harder: text a few percent off
+    the background that the noise drowns in ``local``. A fallback: its text counts only where
+    no other view found any, since the smoothing blurs the edges of what the others read
+    sharply; its lines are fitted to the ink of ``local``.
 
 Colour frames (RGB, YBR converted to RGB, PALETTE COLOR through its lookup table) give one
 ``color`` view (BGR, the detector's order), when the picture is not grey a ``gray`` view of the
@@ -115,13 +123,23 @@ SUBSAMPLE = 4  # statistics on every 4th row and column
 # levels) while a few pixels lie FAINT_MARK_LEVELS (low, high) beyond it, with no tile spanning
 # more than FAINT_BUSY_LEVELS next to them. (Grey frames always have it.)
 LOCAL_CLIP_LIMIT, LOCAL_GRID = 2.0, (8, 8)
-# Quiet view: the full range smoothed (Gaussian, QUIET_SIGMA pixels) before equalising with a
-# higher clip limit, for text a few percent above a noisy background (bold 9-10 pixel characters
-# 3 noise spreads above MR air) that equalising the noise itself drowns.
+# Background view: the darkest BACKGROUND_SHARE % of the frame (by the mean over 5 × 5 pixels,
+# so that the noise of the background is not cut off) is its background; its median and spread
+# (1.4826 × the median absolute deviation, the standard deviation of Gaussian noise) set the
+# window BACKGROUND_WINDOW spreads (below, above) around the median, and non-local means smooths
+# with a strength of BACKGROUND_DENOISE spreads.
+BACKGROUND_SHARE, BACKGROUND_WINDOW, BACKGROUND_DENOISE = 25, (1, 4), 0.8
+# ... only where that window lies in the darkest 1 / BACKGROUND_MIN_GAIN of the frame's range:
+# a background of dark air far below the anatomy (a grey or bright one, or one whose noise spans
+# much of the range, is as legible in `local`).
+BACKGROUND_MIN_GAIN = 5
+# Quiet view, where the background view is not made: the full range smoothed (Gaussian,
+# QUIET_SIGMA pixels) before equalising with a higher clip limit, for text a few percent off a
+# noisy grey or bright background that equalising the noise itself drowns.
 QUIET_SIGMA, QUIET_CLIP_LIMIT = 0.8, 4.0
-# Only for noisy frames: the median pixel at least this many grey levels off the median of the
-# 3 × 3 around it (a clean background, even under anatomy, leaves most pixels at 0).
-QUIET_MIN_NOISE = 1
+# Both only for noisy frames: the median pixel at least this many grey levels (of `full`) off
+# the median of the 3 × 3 around it (a clean background, even under anatomy, leaves most at 0).
+NOISY_MIN_LEVELS = 1
 FAINT_TILE, FAINT_FLAT_LEVELS, FAINT_MARK_LEVELS, FAINT_MIN_TILES = 16, 8, (6, 64), 3
 FAINT_BUSY_LEVELS = 16
 # Detail view of a colour frame: the median over DETAIL_KERNEL² pixels is the background; marks
@@ -271,9 +289,12 @@ def _grey_views(pixels: np.ndarray, ds: Dataset, invert: bool, tolerance: float)
     add("extremes", _extremes(values, low, high, full, tolerance))
     add("levels", _levels(values, low, high, tolerance))
     add("local", _local_contrast(full), reread=False)
-    # Fitted to the ink of the unsmoothed view: the smoothing spreads strokes a pixel or two.
-    if _noise(full) >= QUIET_MIN_NOISE:
-        add("quiet", _quiet(full), reread=False, fallback=True, fit_in="local")
+    if _noise(full) >= NOISY_MIN_LEVELS:
+        background = _denoised_background(values, low, high)
+        if background is not None:
+            add("background", background, reread=False)
+        else:  # fitted to the ink of the unsmoothed view: the smoothing spreads strokes
+            add("quiet", _quiet(full), reread=False, fallback=True, fit_in="local")
     return chosen
 
 
@@ -473,6 +494,23 @@ def _quiet(image: np.ndarray) -> np.ndarray:
     """`image` smoothed, then equalised: faint marks in noise come up, the noise does not."""
     smooth = cv2.GaussianBlur(image, (0, 0), QUIET_SIGMA)
     return cv2.createCLAHE(clipLimit=QUIET_CLIP_LIMIT, tileGridSize=LOCAL_GRID).apply(smooth)
+
+
+def _denoised_background(values: np.ndarray, low: float, high: float) -> np.ndarray | None:
+    """`values` (from `low` to `high`) windowed onto the frame's darkest background, its noise
+    smoothed; None when that background has no noise or is no dark air."""
+    sample = values[::2, ::2]
+    mean = cv2.blur(sample.astype(np.float32), (5, 5))
+    darkest = sample[mean <= np.percentile(mean, BACKGROUND_SHARE)].astype(np.float64)
+    level = float(np.median(darkest))
+    spread = 1.4826 * float(np.median(np.abs(darkest - level)))
+    below, above = BACKGROUND_WINDOW
+    if spread <= 0 or level + above * spread > low + (high - low) / BACKGROUND_MIN_GAIN:
+        return None
+    image = _scale(values, level - below * spread, level + above * spread)
+    strength = BACKGROUND_DENOISE * 255 / (below + above)  # a spread in grey levels of `image`
+    return cv2.fastNlMeansDenoising(image, None, h=strength, templateWindowSize=5,
+                                    searchWindowSize=15)
 
 
 def _has_faint_marks(full: np.ndarray) -> bool:

@@ -133,7 +133,15 @@ def test_views_and_unsure_reads_are_no_initials(judge):
     assert [v.is_phi for v in judge.judge(unsure)] == [False]  # texture read as letters
     unsure_age = TextLine((0, 0, 9, 9), "25", 0.17, [Word("25", (0, 0, 9, 9), 0.17)])
     assert [v.is_phi for v in judge.judge(unsure_age)] == [False]  # a blob read as the age
-    assert verdicts(judge, "25") == [(True, Reason.AGE)]
+    assert verdicts(judge, "25Y") == [(True, Reason.AGE)]
+
+
+def test_a_bare_number_is_the_age_only_beside_a_label_or_other_phi(judge):
+    # "Se: 25 Im: 3" of a 25-year-old: series, image and slice numbers collide with ages.
+    assert verdicts(judge, "Se:", "25", "Im:", "3")[1] == (False, Reason.UNMATCHED)
+    assert verdicts(judge, "25") == [(False, Reason.UNMATCHED)]
+    assert verdicts(judge, "JT", "25")[1] == (True, Reason.AGE)
+    assert verdicts(judge, "Age", "25")[1] == (True, Reason.AGE)
 
 
 def test_lines_cut_apart_on_a_row_are_judged_as_one():
@@ -213,6 +221,16 @@ def test_a_date_with_an_accent_misread_on_its_month_is_a_date():
     # One pattern's span, hidden as one block (a character lost between its words).
     date = verdicts[2:]
     assert date[0].box[2] == date[1].box[0] - 1 and date[1].box[2] == date[2].box[0] - 1
+
+
+def test_a_value_is_hidden_down_to_the_foot_of_all_its_words(judge):
+    # The "J" of "Jul" descends below "2001" and "05": the whole value is hidden to its foot.
+    words = [Word("2012", (0, 0, 30, 12), 0.9), Word("Mar", (40, 2, 70, 15), 0.9),
+             Word("01", (80, 0, 95, 11), 0.9), Word("W:400", (110, 0, 150, 12), 0.9)]
+    verdicts = judge.judge(TextLine((0, 0, 150, 15), "2012 Mar 01 W:400", 0.9, words))
+    assert [v.is_phi for v in verdicts] == [True, True, True, False]
+    assert [v.box[1::2] for v in verdicts[:3]] == [(0, 15), (2, 15), (0, 15)]
+    assert verdicts[3].box == (110, 0, 150, 12)
 
 
 def _line(*texts: str) -> TextLine:
