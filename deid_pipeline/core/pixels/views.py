@@ -29,9 +29,10 @@ it can, in order of preference for reading a line found in several:
 ``levels``
     White on black, the pixels at each of a few frequent inner values (neither extreme; counted
     where a pixel equals two of its neighbours, as strokes drawn at one value do and noise of
-    nearly that value does not) that are drawn as strokes: a banner burned in at one grey of its own, brighter than the black
-    around the body and darker than the body it runs into, which no window sets apart. Only
-    for integer data, and only when such strokes exist (anatomy spreads over many values).
+    nearly that value does not) that are drawn as strokes: a banner burned in at one grey of
+    its own, brighter than the black around the body and darker than the body it runs into,
+    which no window sets apart. Only for integer data, and only when such strokes exist
+    (anatomy spreads over many values).
 ``local``
     Contrast-limited adaptive histogram equalisation of the full range (``full``), the view the
     detector always searches on grey frames: text at either extreme stays the brightest or
