@@ -22,7 +22,7 @@ from deid_pipeline.core.pixels.ocr import Box, TextLine, TextReader, Word, split
 from deid_pipeline.core.pixels.phi import (PixelPhiJudge, Reason, WordVerdict, awaits_value,
                                            visual_lines)
 from deid_pipeline.core.pixels.redact import fill_boxes, padded
-from deid_pipeline.core.pixels.views import frames_to_read, reading_views
+from deid_pipeline.core.pixels.views import View, frames_to_read, reading_views
 from deid_pipeline.core.pixels.zones import Zone
 from deid_pipeline.core.transcode import decode_pixels, transfer_syntax_of, write_pixels_back
 
@@ -133,11 +133,13 @@ class PixelRedactor:
                               redact_all_text=self.redact_all_text)
         for frame in frames_to_read(pixels, ds):
             result.frames_read += 1
-            lines = self.reader.read_frame(frame.pixels, ds)
+            # Made once a frame: the strips beyond lines are read in the same views.
+            views = reading_views(frame.pixels, ds)
+            lines = self.reader.read(views)
             verdicts = judge.judge_frame(lines)
             if hasattr(self.reader, "recognize") and any(v.is_phi or awaits_value(v.text)
                                                          for v in verdicts):
-                verdicts += self._beyond_ends(frame.pixels, ds, lines, judge)
+                verdicts += self._beyond_ends(views, lines, judge)
             for verdict in verdicts:
                 result.findings.append(BoxFinding(frame.indices, verdict.box, verdict.is_phi,
                                                   verdict.reason.value, verdict.score))
@@ -149,11 +151,10 @@ class PixelRedactor:
                                     for box in zone.boxes_for(ds)]
         return result, pixels
 
-    def _beyond_ends(self, pixels, ds: Dataset, lines: Sequence[TextLine],
+    def _beyond_ends(self, views_of_frame: Sequence[View], lines: Sequence[TextLine],
                      judge: PixelPhiJudge) -> list[WordVerdict]:
         """PHI read in the strips just beyond the ends of lines whose end word is PHI, and
-        beyond the last word of lines that end in a label."""
-        views_of_frame = reading_views(pixels, ds)
+        beyond the last word of lines that end in a label, in the frame's reading views."""
         images = {view.name: view.image for view in views_of_frame}
         smoothed = [view.image for view in views_of_frame if view.name in SMOOTHED_VIEWS]
         found = []

@@ -11,6 +11,7 @@ from deid_pipeline.core.pixels.phi import ages_of
 from deid_pipeline.core.pixels.redact import padded
 from deid_pipeline.core.pixels.ocr import TextLine
 from deid_pipeline.core.pixels.stage import PixelRedactor, _adjacent_ink, _strip_beyond
+from deid_pipeline.core.pixels.views import reading_views
 from deid_pipeline.core.transcode import decode_pixels
 
 
@@ -193,8 +194,8 @@ class _CutShort:
     def __init__(self, reader):
         self._reader = reader
 
-    def read_frame(self, pixels, ds):
-        line = self._reader.read_frame(pixels, ds)[0]
+    def read(self, views):
+        line = self._reader.read(views)[0]
         word = line.words[0]
         return [TextLine(word.box, word.text, line.score, [word], line.det_score, line.view)]
 
@@ -232,7 +233,7 @@ def test_the_strip_is_read_in_the_first_view_that_shows_phi_there(redactor):
     ds, frame = ct_frame("MRN12345 07/04/1999", size=512)
     shown = np.where(frame == 4095, 255, 0).astype(np.uint8)
     blank = np.zeros_like(shown)
-    line = _CutShort(redactor.reader).read_frame(frame, ds)[0]
+    line = _CutShort(redactor.reader).read(reading_views(frame, ds))[0]
     strip = _strip_beyond(line.box, 1, shown.shape, [line])
     judge = PixelPhiJudge(gather(ds))
     assert redactor._read_on([blank], strip, judge, line, 1, [line]) == []
@@ -286,8 +287,8 @@ def test_a_value_the_detector_left_out_after_its_label_is_read_and_hidden(redact
 class _LabelCut(_CutShort):
     """A reader whose detector left out a line's first word (its field's label)."""
 
-    def read_frame(self, pixels, ds):
-        line = self._reader.read_frame(pixels, ds)[0]
+    def read(self, views):
+        line = self._reader.read(views)[0]
         words = line.words[1:]
         box = (words[0].box[0], line.box[1], line.box[2], line.box[3])
         return [TextLine(box, " ".join(w.text for w in words), line.score, words,
