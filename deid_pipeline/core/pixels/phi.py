@@ -131,6 +131,7 @@ JOINED_WORDS = 3
 # (letters and digits) at least, or a year led by its separator at the start (".2017").
 DATE_FRAGMENT_WORDS, DATE_FRAGMENT_CHARS = 3, 6
 DATE_YEAR_TAIL = re.compile(r"^[./-](?:19|20)\d{2}$")
+YEAR = re.compile(r"^(?:19|20)\d{2}")
 
 
 def ages_of(ds) -> list[str]:
@@ -328,6 +329,7 @@ class PixelPhiJudge:
         # Center", "OF" of "University of ..."): PHI beside the rest of their value.
         self.value_words = {Reason.NAME: self.name_parts, Reason.PLACE: place_words}
         self.date_forms = {normalise(d) for d in known.date_renderings()}
+        self.year_first_dates = {d for d in known.date_renderings() if YEAR.match(d)}
         self.ages = {str(int(a)) for a in (re.sub(r"\D", "", x) for x in ages) if a}
         self.sex = (sex or "").upper()[:1] or None
         self.finders = finders
@@ -338,8 +340,9 @@ class PixelPhiJudge:
         if not token:
             return None
         digits = as_digits(token)
-        if any(len(f) >= 6 and (digits == f or edit_distance(digits, f, 1) <= 1)
-               for f in self.date_forms):
+        # Also as read: the look-alike reading turns a month's letters into digits ("AUG").
+        if any(len(f) >= 6 and (form == f or edit_distance(form, f, 1) <= 1)
+               for form in {digits, token} for f in self.date_forms):
             return Reason.DATE
         if any(digits == i or (len(i) >= 6 and edit_distance(digits, i, 1) <= 1)
                for i in self.ids):
@@ -405,6 +408,16 @@ class PixelPhiJudge:
                  if 0 < len(v) - len(digits) <= 2 and v.startswith(digits)]
         return max(before, default=0), max(after, default=0)
 
+    def _cut_year(self, token: str) -> int:
+        """Characters missing after a year that is all that was read of one of the file's
+        dates written year first ("1950" of 1950-01-20, the rest over the skull's rim): the
+        most any such rendering lacks, separators counted; 0 for any other token."""
+        year = as_digits(token)
+        if len(year) != 4 or not YEAR.match(year):
+            return 0
+        return max((len(d) - len(year) for d in self.year_first_dates if d.startswith(year)),
+                   default=0)
+
     # -- a frame, a line --------------------------------------------------------------------------
     def judge_frame(self, lines: Sequence[TextLine]) -> list[WordVerdict]:
         """Every word of one frame's lines: lines the detector cut apart on a row judged as
@@ -436,7 +449,7 @@ class PixelPhiJudge:
         _bare_ages_in_context(words, tokens, reasons)
         _field_values(words, reasons)
         boxes = [w.box for w in words]
-        self._cut_values(tokens, reasons, boxes)
+        self._cut_values(tokens, reasons, boxes, [w.text.strip() for w in words])
         # Words of one value ("2018 Mar 07") or pattern are hidden as one block: a character
         # the OCR dropped between them ("Mar 7") lies in the gap, and the descender of one
         # ("J" of "Jul") reaches under the others (each keeps its own top: a block of the
@@ -516,20 +529,23 @@ class PixelPhiJudge:
                         reasons[i], changed = kind, True
                         break
 
-    def _cut_values(self, tokens: list[str], reasons: list[Reason | None],
-                    boxes: list[Box]) -> None:
+    def _cut_values(self, tokens: list[str], reasons: list[Reason | None], boxes: list[Box],
+                    texts: list[str]) -> None:
         """A name or place word read cut short at the start or end of its line (the rest under
         anatomy, or off the frame; "ELINA" of "CELINA" matches the name already) is PHI, its
         box grown by the characters missing on that side. A piece of four letters or more
         stands alone; a shorter one, or one that is a safe word too, needs a word of the same
         kind beside it ("THOMPSON MA"). A date or ID read without its first or last characters
-        grows by them on that side too."""
+        grows by them on that side too, and so does a line's last value when it is the year of
+        a date written year first (`texts`, as read, give the characters' pitch: "DOB:1950")."""
         last = len(tokens) - 1
         for i, token in enumerate(tokens):
             before, after = self._cut_number(token, reasons[i]) if token else (0, 0)
+            if i == last and reasons[i] not in (None, Reason.SAFE):
+                after = max(after, self._cut_year(token))
             if before or after:  # "08.16.194" of 08.16.1948, "034988626" of 6034988626
                 x1, y1, x2, y2 = boxes[i]
-                width = (x2 - x1 + 1) / len(token)
+                width = (x2 - x1 + 1) / max(len(token), len(texts[i]))
                 boxes[i] = (max(0, x1 - math.ceil(before * width)), y1,
                             x2 + math.ceil(after * width), y2)
         for i in sorted({0, last}):
@@ -558,7 +574,8 @@ class PixelPhiJudge:
         if token in SAFE_WORDS | FIELD_LABELS or MAMMOGRAPHY_VIEW.match(token):
             return Reason.SAFE
         parameter = PARAMETER.match(text.strip(" .,;"))
-        if parameter and parameter.group(1).upper() in SAFE_WORDS:
+        label = parameter.group(1).upper() if parameter else ""
+        if label in SAFE_WORDS and label not in FIELD_LABELS:  # "DOB:1950" is a value
             return Reason.SAFE
         # "RAK/PA": initials joined by a slash (reader/transcriber) are initials too.
         parts = [p for p in re.split(r"[/\\]", text.strip(" .:,;")) if p]

@@ -95,6 +95,8 @@ def test_values_read_in_pieces_still_match(judge):
     assert verdicts(judge, "2012", "Mar", "0l")[0] == (True, Reason.DATE)
     assert verdicts(judge, "Name:", "DOE", "JA", "NE")[2:] == [(True, Reason.NAME)] * 2
     assert verdicts(judge, "Age:25") == [(True, Reason.AGE)]  # label and value glued
+    # A month's name among digits misread as letters ("a5" of 15).
+    assert verdicts(judge, "DOB:", "1986", "Dec", "a5")[1:] == [(True, Reason.DATE)] * 3
 
 
 def test_a_value_cut_short_at_the_end_of_its_line_gets_the_whole_values_box(judge):
@@ -107,6 +109,14 @@ def test_a_value_cut_short_at_the_end_of_its_line_gets_the_whole_values_box(judg
     # A date read without its last digit at the end of its line: the box grows by one.
     assert [(v.reason, v.box) for v in judge.judge(line("DOB:", "12.15.198"))][1] == (
         Reason.DATE, (10, 0, 21, 9))
+    # A birth year all that was read of its date (the rest over the skull's rim): the box
+    # grows by the most any year-first rendering lacks ("1986 DEC 15": seven characters).
+    assert [(v.reason, v.box) for v in judge.judge(line("DOB:", "1986"))][1] == (
+        Reason.FIELD_VALUE, (10, 0, 37, 9))
+    assert [(v.is_phi, v.box) for v in judge.judge(line("DOB:1986"))] == [(True, (0, 0, 18, 9))]
+    # Not inside a line, not any year: the box stays.
+    assert [v.box for v in judge.judge(line("DOB:", "1986", "Dec"))][1] == (10, 0, 19, 9)
+    assert [v.box for v in judge.judge(line("DOB:", "1987"))][1] == (10, 0, 19, 9)
     # Two letters alone are no piece of a name (initials, by pattern): the box stays.
     assert [(v.reason, v.box) for v in judge.judge(line("JO"))] == [
         (Reason.INITIALS_PATTERN, (0, 0, 9, 9))]
