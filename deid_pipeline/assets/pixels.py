@@ -70,8 +70,10 @@ def _step_metadata(report: "StepReport", outcomes: dict[str, int]) -> dict:
     description=(
         "Every word the OCR (PP-OCR models from the rapidocr wheel) reads in every distinct frame "
         "of the de-identified files, judged PHI or not with its reason: the original file's own "
-        "identifying values, patterns, an optional NER model, the allow-list. Boxes, reasons and "
-        "scores only; never the text read. A file whose text cannot be read is quarantined."
+        "identifying values, patterns, an optional NER model, the allow-list; then PHI found at "
+        "one place on most images of a series, on the others that hold the same strokes. Boxes, "
+        "reasons and scores only; never the text read. A file whose text cannot be read is "
+        "quarantined."
     ),
 )
 def pixel_phi_findings(context: AssetExecutionContext, config: PixelConfig,

@@ -16,6 +16,7 @@ import re
 import struct
 import time
 import zlib
+from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,10 @@ from deid_pipeline.core.deid.stream_deid import deidentify_stream
 from deid_pipeline.core.deid.method import record_pixels_cleaned
 from deid_pipeline.core.deid.writer import write_dicom
 from deid_pipeline.core.discovery import FileKind, SourceFile, discover
+from deid_pipeline.core.pixels.ocr import Box
 from deid_pipeline.core.pixels.phi import ages_of
+from deid_pipeline.core.pixels.series import (SERIES_REASON, SeriesImage, hide_in_written,
+                                              series_folder, shared_phi, single_frame)
 from deid_pipeline.core.pixels.stage import BoxFinding, PixelRedactor, PixelResult
 from deid_pipeline.core.quarantine import OWNER_ONLY_DIR, OWNER_ONLY_FILE, quarantine_copy
 from deid_pipeline.core.quiet import file_messages_muted
@@ -380,7 +384,8 @@ def deidentify_tree(src: Path, dst: Path, work: Path, engine: TagEngine,
                     kinds: Collection[FileKind] | None = None,
                     deadline_s: float | None = DEADLINE_S) -> BatchReport:
     """De-identify every input under src (or those of the given kinds); with a redactor,
-    burned-in PHI too.
+    burned-in PHI too, and once every file is written, the PHI a series shares on the images of
+    the series where the OCR missed it (core.pixels.series).
 
     Outputs become visible here, in input order, as the workers hand them over: the first file
     with a SOP Instance UID is written, a later one with the same UID goes to quarantine. A file
@@ -411,6 +416,8 @@ def deidentify_tree(src: Path, dst: Path, work: Path, engine: TagEngine,
             for chunk in chunks:
                 tally.add(chunk, deidentify_chunk(chunk, engine, dst, redactor), dst, audit)
     actions = dict(audit.actions)  # counted as the rows are written, the last when it closed
+    if redactor is not None:
+        tally.hide_shared_phi(dst, redactor)
     tally.write()
     return BatchReport(written=tally.written, quarantined=sum(tally.reasons.values()),
                        seconds=time.perf_counter() - started, work=paths, reasons=tally.reasons,
@@ -430,6 +437,7 @@ class _Tally:
         self.box_rows: list[dict] = []
         self.reasons: dict[str, int] = {}
         self.written = 0
+        self.sources: dict[str, SourceFile] = {}  # by output, of the DICOM files written
 
     def add(self, sources: list[SourceFile], chunk: ChunkOutcome, dst: Path,
             audit: AuditWriter) -> None:
@@ -459,6 +467,8 @@ class _Tally:
         if result.patient_id:
             self.patid_pairs.add(result.patient_id)
         pixels = outcome.pixels
+        if outcome.syntax:
+            self.sources[outcome.output] = source
         self.file_rows.append({"source": source.relpath, "output": outcome.output,
                                "transfer_syntax": outcome.syntax,
                                "pixels_changed": bool(pixels and pixels.changed),
@@ -466,6 +476,38 @@ class _Tally:
         self.box_rows.extend(finding_row(outcome.output, f)
                              for f in (pixels.findings if pixels else ()))
         return True
+
+    def hide_shared_phi(self, dst: Path, redactor: PixelRedactor) -> None:
+        """PHI a series shares (core.pixels.series), hidden in the written images that hold it
+        too: read on most images of a series, missed by the OCR on the others. The templates
+        come from the inputs, where the text is still there. A file that cannot be written
+        again leaves the output for the quarantine."""
+        phi: dict[str, list[Box]] = defaultdict(list)
+        for row in self.box_rows:
+            if row["is_phi"]:
+                phi[row["file"]].append((row["x1"], row["y1"], row["x2"], row["y2"]))
+        shared = shared_phi([SeriesImage(output, series_folder(output), tuple(phi[output]))
+                             for output in self.sources],
+                            lambda output: single_frame(self.sources[output].path),
+                            lambda output: single_frame(dst / output))
+        for output, found in shared.items():
+            row = next(row for row in self.file_rows if row["output"] == output)
+            try:
+                note = hide_in_written(dst / output, [box for box, _ in found], redactor)
+            except Exception as exc:  # noqa: BLE001 - the file's own failure, not the batch's
+                (dst / output).unlink()
+                self.file_rows.remove(row)
+                self.box_rows = [r for r in self.box_rows if r["file"] != output]
+                self.written -= 1
+                reason = f"series pass: {reason_for(exc)}"
+                self.reasons[reason] = self.reasons.get(reason, 0) + 1
+                quarantine(self.sources[output], reason, self.paths)
+                continue
+            row["pixels_changed"] = True
+            row["pixel_note"] = row["pixel_note"] or note
+            self.box_rows.extend(finding_row(output, BoxFinding((), box, True, SERIES_REASON,
+                                                                correlation))
+                                 for box, correlation in found)
 
     def write(self) -> None:
         write_mapping(self.paths.uid_mapping, self.uid_pairs)

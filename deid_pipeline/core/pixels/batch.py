@@ -1,6 +1,7 @@
 """The pixel stage over a partition, in the three steps the asset graph shows: find PHI in the
-de-identified files (knowing each original's values), fill the boxes (pixels stored natively),
-encode the redacted pixels back in each input's own transfer syntax. A file without PHI boxes is
+de-identified files (knowing each original's values; then the PHI a series shares, on the images
+of the series where the OCR missed it: core.pixels.series), fill the boxes (pixels stored
+natively), encode the redacted pixels back in each input's own transfer syntax. A file without PHI boxes is
 copied byte for byte at every step, so its Pixel Data never changes.
 
 Each step runs its files in worker processes (`workers`; one runs them in this process) and
@@ -15,11 +16,12 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 import pandas as pd
 import pydicom
 from pydicom.uid import ExplicitVRLittleEndian
@@ -31,7 +33,9 @@ from deid_pipeline.core.deid.method import record_pixels_cleaned
 from deid_pipeline.core.pixels.ocr import Box, providers_for
 from deid_pipeline.core.pixels.phi import ages_of
 from deid_pipeline.core.pixels.redact import fill_boxes
-from deid_pipeline.core.pixels.stage import PixelRedactor
+from deid_pipeline.core.pixels.series import (SERIES_REASON, SeriesImage, series_folder,
+                                              shared_phi, single_frame)
+from deid_pipeline.core.pixels.stage import BoxFinding, PixelRedactor
 from deid_pipeline.core.quarantine import read_reason
 from deid_pipeline.core.quiet import file_messages_muted
 from deid_pipeline.core.transcode import CodecError, decode_pixels, quarantine, write_pixels_back
@@ -197,10 +201,32 @@ def find_phi(files: pd.DataFrame, incoming: Path, deidentified: Path, redactor: 
         threads = max(1, available_cpus() // report.workers)
         outcomes = _in_workers(_find_in_worker, jobs, report.workers, FINDING_FAILED,
                                _start_finder, (redactor, threads))
-    _tally(report, [output for _, output in pairs], outcomes, deidentified, quarantine_dir,
-           started)
+    outputs = [output for _, output in pairs]
+    outcomes = _with_shared_phi(outputs, outcomes, deidentified)
+    _tally(report, outputs, outcomes, deidentified, quarantine_dir, started)
     rows = [row for outcome in outcomes for row in outcome.rows]
     return pd.DataFrame(rows, columns=FINDING_COLUMNS), report
+
+
+def _with_shared_phi(outputs: list[str], outcomes: list[_Outcome], deidentified: Path
+                     ) -> list[_Outcome]:
+    """The outcomes with the PHI each file's series shares added (core.pixels.series): boxes
+    found on most images of a series, on the others that hold the same strokes."""
+    images = [SeriesImage(output, series_folder(output),
+                          tuple((row["x1"], row["y1"], row["x2"], row["y2"])
+                                for row in outcome.rows if row["is_phi"]))
+              for output, outcome in zip(outputs, outcomes, strict=True)
+              if outcome.reason is None]
+
+    def image(output: str) -> np.ndarray | None:
+        return single_frame(deidentified / output)
+
+    shared = shared_phi(images, image, image)
+    return [replace(outcome, changed=True, rows=outcome.rows + tuple(
+                finding_row(output, BoxFinding((), box, True, SERIES_REASON, correlation))
+                for box, correlation in shared[output]))
+            if output in shared else outcome
+            for output, outcome in zip(outputs, outcomes, strict=True)]
 
 
 # --- redacting and encoding -------------------------------------------------------------------

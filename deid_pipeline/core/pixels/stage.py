@@ -257,13 +257,17 @@ class PixelRedactor:
         if pixels is None:
             return result
         if result.phi_boxes:
-            original_syntax = transfer_syntax_of(ds)
-            redacted = fill_boxes(pixels, ds, result.phi_boxes)
-            result.note = write_pixels_back(ds, redacted, original_syntax, self.lossy_policy)
+            result.note = self.hide(ds, pixels, result.phi_boxes)
             result.changed = True
         # Everything flagged was hidden: the image no longer carries burned-in identification.
         ds.BurnedInAnnotation = "NO"
         return result
+
+    def hide(self, ds: Dataset, pixels: np.ndarray, boxes: Sequence[Box]) -> str | None:
+        """Fill `boxes` of `pixels` (ds's, decoded) on every frame and store them back in ds,
+        in its own transfer syntax; the write-back's note for the audit, if any."""
+        return write_pixels_back(ds, fill_boxes(pixels, ds, boxes), transfer_syntax_of(ds),
+                                 self.lossy_policy)
 
 
 def _strip_ink(image: np.ndarray, strip: Box) -> tuple[np.ndarray, tuple[int, int]] | None:
