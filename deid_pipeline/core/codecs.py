@@ -45,6 +45,12 @@ JPEG_LS_NEAR_LOSSLESS_ERROR = 2  # NEAR: the largest absolute difference per sam
 # One quality layer at a PSNR target rather than a ratio: the same ratio gives ~30 dB on noisy
 # colour images and ~75 dB on CT.
 J2K_PSNR_DB = 45
+# Where that PSNR comes at more than this ratio (of the stored bits), the frame is coded again
+# at this ratio: on a frame that is mostly flat (air, a black screen) the PSNR target is met at
+# 50-140:1, which wipes out faint text and fine detail alike (a CT banner 60 levels over air, a
+# screen capture's dark grey header). 15:1 is the strictest of the Canadian Association of
+# Radiologists' JPEG 2000 limits (CT); OpenJPEG's rate control lands within a third of it.
+J2K_MAX_RATIO = 15
 # OpenJPH has no rate control; this is its irreversible base step as a fraction of the stored
 # sample range (44-51 dB on 8-bit test images, 53-60 dB on 12/16-bit ones). imagecodecs codes
 # samples at their container precision (8 or 16 bits), so the step is rescaled to Bits Stored.
@@ -260,24 +266,33 @@ def _encode_frames(
     """One codestream per frame, coded as `coded_photometric`."""
     if transfer_syntax in PYDICOM_ENCODED:
         plugin, options = PYDICOM_ENCODED[transfer_syntax]
-        if transfer_syntax == uid.JPEG2000:
-            # OpenJPEG measures PSNR against the stored range.
-            options = {"j2k_psnr": [J2K_PSNR_DB + 20 * math.log10(_range_headroom(ds, frames))]}
-        # pylibjpeg-openjpeg applies the multi-component transform only when told the output
-        # is YBR_RCT / YBR_ICT.
-        pixel_options = as_pixel_options(
-            ds,
-            photometric_interpretation=coded_photometric,
-            planar_configuration=0,
-            **options,
-        )
-        return list(
-            get_encoder(transfer_syntax).iter_encode(
-                frames.reshape(_pixel_array_shape(*frames.shape)),
-                encoding_plugin=plugin,
-                **pixel_options,
+
+        def encode(options: dict) -> list[bytes]:
+            # pylibjpeg-openjpeg applies the multi-component transform only when told the
+            # output is YBR_RCT / YBR_ICT.
+            pixel_options = as_pixel_options(
+                ds,
+                photometric_interpretation=coded_photometric,
+                planar_configuration=0,
+                **options,
             )
-        )
+            return list(
+                get_encoder(transfer_syntax).iter_encode(
+                    frames.reshape(_pixel_array_shape(*frames.shape)),
+                    encoding_plugin=plugin,
+                    **pixel_options,
+                )
+            )
+
+        if transfer_syntax != uid.JPEG2000:
+            return encode(options)
+        # OpenJPEG measures PSNR against the stored range.
+        codestreams = encode(
+            {"j2k_psnr": [J2K_PSNR_DB + 20 * math.log10(_range_headroom(ds, frames))]})
+        stored_bytes = frames.size * ds.BitsStored / 8
+        if stored_bytes / sum(len(c) for c in codestreams) > J2K_MAX_RATIO:
+            codestreams = encode({"j2k_cr": [J2K_MAX_RATIO]})
+        return codestreams
     encode_frame = _imagecodecs_frame_encoder(
         ds, transfer_syntax, coded_photometric, _range_headroom(ds, frames)
     )
