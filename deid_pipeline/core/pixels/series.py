@@ -6,7 +6,9 @@ and faint ink that reads on one image drowns in the noise of the next. Where ano
 the series holds the same strokes at that place, it is hidden there too. "The same strokes":
 the fine detail of the place on the images where the PHI was found (their mean, the text's
 strokes with their noise averaged down) correlates with the detail there on the other image.
-A place that holds anatomy or other text correlates with nothing, and stays.
+Another patient's text or plain air correlates with little. Anatomy much alike from slice to
+slice can correlate too, so a place counts only where most of the series' images hold PHI there
+(a box the stage found on anatomy beside a line, on most of a series, is widened on the rest).
 
 Images of one frame only: a multi-frame image's frames are settled among themselves
 (core.pixels.stage). No Dagster here; the pixel batch and the tag batch both use it.
@@ -26,7 +28,7 @@ import pydicom
 from deid_pipeline.core.atomic import write_atomically
 from deid_pipeline.core.deid.method import record_pixels_cleaned
 from deid_pipeline.core.pixels.ocr import Box
-from deid_pipeline.core.pixels.stage import PixelRedactor
+from deid_pipeline.core.pixels.stage import PixelRedactor, box_iou
 from deid_pipeline.core.transcode import decode_pixels
 
 SERIES_REASON = "series:same-place"
@@ -121,7 +123,7 @@ def _places(members: list[SeriesImage]) -> list[tuple[Box, list[str]]]:
     groups: list[list[tuple[Box, str]]] = []
     for member in members:
         for box in member.phi_boxes:
-            group = next((g for g in groups if _iou(g[0][0], box) >= PLACE_OVERLAP
+            group = next((g for g in groups if box_iou(g[0][0], box) >= PLACE_OVERLAP
                           and all(file != member.file for _, file in g)), None)
             if group is None:
                 groups.append([(box, member.file)])
@@ -172,15 +174,6 @@ def _coverage(boxes: Iterable[Box], place: Box) -> float:
     for bx1, by1, bx2, by2 in boxes:
         mask[max(0, by1 - y1):max(0, by2 - y1 + 1), max(0, bx1 - x1):max(0, bx2 - x1 + 1)] = True
     return float(mask.mean())
-
-
-def _iou(a: Box, b: Box) -> float:
-    width = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    height = min(a[3], b[3]) - max(a[1], b[1]) + 1
-    if width <= 0 or height <= 0:
-        return 0.0
-    area = (a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
-    return width * height / (area - width * height)
 
 
 def single_frame(path: Path) -> np.ndarray | None:

@@ -308,8 +308,8 @@ def _settled(findings: list[BoxFinding]) -> list[BoxFinding]:
     for i, finding in enumerate(findings):
         if not finding.is_phi:
             continue
-        group = next((g for g in groups if max(_overlap(findings[g[0]].box, finding.box),
-                                               _overlap(findings[g[-1]].box, finding.box))
+        group = next((g for g in groups if max(box_iou(findings[g[0]].box, finding.box),
+                                               box_iou(findings[g[-1]].box, finding.box))
                       >= SETTLE_OVERLAP), None)
         if group is None:
             groups.append([i])
@@ -330,8 +330,8 @@ def _settled(findings: list[BoxFinding]) -> list[BoxFinding]:
     return [f for i, f in enumerate(findings) if i not in merged] + settled
 
 
-def _overlap(a: Box, b: Box) -> float:
-    """Intersection over union."""
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two inclusive boxes."""
     width = min(a[2], b[2]) - max(a[0], b[0]) + 1
     height = min(a[3], b[3]) - max(a[1], b[1]) + 1
     if width <= 0 or height <= 0:
