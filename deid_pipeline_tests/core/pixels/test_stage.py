@@ -346,5 +346,5 @@ def test_a_banner_read_on_every_frame_of_a_series_is_one_box_per_word(redactor, 
     apart = phi_findings()
     assert all(len(f.frames) == 1 for f in apart)
     for word in settled:
-        fits = np.array([f.box for f in apart if stage._overlap(f.box, word.box) >= 0.5])
+        fits = np.array([f.box for f in apart if stage.box_iou(f.box, word.box) >= 0.5])
         assert len(fits) == 5 and (np.median(fits, axis=0).round() == word.box).all()
