@@ -1,8 +1,8 @@
 """The pixel stage over a partition, in the three steps the asset graph shows: find PHI in the
 de-identified files (knowing each original's values; then the PHI a series shares, on the images
 of the series where the OCR missed it: core.pixels.series), fill the boxes (pixels stored
-natively), encode the redacted pixels back in each input's own transfer syntax. A file without PHI boxes is
-copied byte for byte at every step, so its Pixel Data never changes.
+natively), encode the redacted pixels back in each input's own transfer syntax. A file without
+PHI boxes is copied byte for byte at every step, so its Pixel Data never changes.
 
 Each step runs its files in worker processes (`workers`; one runs them in this process) and
 gives the same result either way, in the same order. A file a step cannot process goes to that

@@ -177,11 +177,16 @@ def _coverage(boxes: Iterable[Box], place: Box) -> float:
 
 
 def single_frame(path: Path) -> np.ndarray | None:
-    """The image of a one-frame DICOM file as grey float32; None for several frames or none."""
-    ds = pydicom.dcmread(path, force=True)  # an input may lack the DICM preamble
-    if "PixelData" not in ds or int(ds.get("NumberOfFrames", 1) or 1) > 1:
+    """The image of a one-frame DICOM file as grey float32; None for several frames or none,
+    and for a file that cannot be read now: the pass only adds boxes, and a batch's tables must
+    not be lost to it."""
+    try:
+        ds = pydicom.dcmread(path, force=True)  # an input may lack the DICM preamble
+        if "PixelData" not in ds or int(ds.get("NumberOfFrames", 1) or 1) > 1:
+            return None
+        pixels = decode_pixels(ds).astype(np.float32)
+    except Exception:  # noqa: BLE001 - read and decoded by its stage before; gone or changed
         return None
-    pixels = decode_pixels(ds).astype(np.float32)
     return pixels.mean(axis=-1) if pixels.ndim == 3 else pixels
 
 

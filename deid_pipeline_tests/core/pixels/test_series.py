@@ -13,7 +13,7 @@ from deid_pipeline.core.deid.batch import WorkPaths, deidentify_tree
 from deid_pipeline.core.deid.engine import TagEngine
 from deid_pipeline.core.discovery import FileKind
 from deid_pipeline.core.pixels.batch import find_phi
-from deid_pipeline.core.pixels.series import SERIES_REASON, SeriesImage, shared_phi
+from deid_pipeline.core.pixels.series import SERIES_REASON, SeriesImage, shared_phi, single_frame
 from deid_pipeline.core.pixels.stage import BoxFinding, PixelRedactor, PixelResult
 from deid_pipeline.core.policy.rules import load_policy
 from deid_pipeline.core.pseudonyms import Pseudonymizer
@@ -72,6 +72,12 @@ def test_a_place_found_on_few_images_or_in_another_series_spreads_nowhere():
     assert shared(images, found={"i0", "i1"}) == {}
     # i3 and i4 are of another series, where nothing was found.
     assert shared(images, found={"i0", "i1", "i2"}, series={"i3": "s2", "i4": "s2"}) == {}
+
+
+def test_a_file_that_cannot_be_read_again_is_no_image_to_look_at(tmp_path):
+    (tmp_path / "garbage.dcm").write_bytes(b"not a DICOM file")
+    assert single_frame(tmp_path / "garbage.dcm") is None
+    assert single_frame(tmp_path / "gone.dcm") is None
 
 
 def test_images_of_another_size_or_several_frames_are_left_alone():
