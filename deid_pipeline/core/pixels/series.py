@@ -77,7 +77,8 @@ def shared_phi(images: Iterable[SeriesImage], found_on: FrameLoader,
                looked_on: FrameLoader) -> dict[str, list[tuple[Box, float]]]:
     """The boxes of PHI found on other images of each image's series that it holds too, with
     their correlation, by file. `found_on` gives an image where PHI was found as it was read
-    (its text still there); `looked_on` the image a box may be added to."""
+    (its text still there); `looked_on` the image a box may be added to. One image looked on is
+    held at a time (a long series holds hundreds)."""
     by_series: dict[str, list[SeriesImage]] = defaultdict(list)
     for image in images:
         by_series[image.series].append(image)
@@ -85,36 +86,43 @@ def shared_phi(images: Iterable[SeriesImage], found_on: FrameLoader,
     for members in by_series.values():
         if len(members) < 2 or not any(m.phi_boxes for m in members):
             continue
-        sources_seen: dict[str, np.ndarray | None] = {}  # decoded once a series
-        targets_seen: dict[str, np.ndarray | None] = {}
-        for place, sources in _places(members):
-            if len(sources) < max(SHARED_MIN_IMAGES, SHARED_MIN_SHARE * len(members)):
-                continue  # a box on a few images: as likely a misreading there
-            targets = [m for m in members
-                       if m.file not in sources and _coverage(m.phi_boxes, place) < COVERED]
-            if not targets:
+        templates = _templates(members, found_on)
+        for member in members:
+            todo = [(place, template, shape)
+                    for place, (template, shape, sources) in templates.items()
+                    if member.file not in sources and _coverage(member.phi_boxes, place) < COVERED]
+            image = looked_on(member.file) if todo else None
+            if image is None:
                 continue
-            found = _template([_cached(sources_seen, found_on, file)
-                               for file in sources[:TEMPLATE_IMAGES]], place)
-            if found is None:
-                continue
-            template, shape = found
-            least = max(SHARED_MIN_CORRELATION, SHARED_MIN_SIGMAS / np.sqrt(template.size))
-            for member in targets:
-                image = _cached(targets_seen, looked_on, member.file)
-                if image is None or image.shape != shape:
+            for place, template, shape in todo:
+                if image.shape != shape:
                     continue
                 correlation = _correlation(template, _detail(image, place))
-                if correlation >= least:
+                if correlation >= max(SHARED_MIN_CORRELATION,
+                                      SHARED_MIN_SIGMAS / np.sqrt(template.size)):
                     added.setdefault(member.file, []).append((place, round(correlation, 3)))
     return added
 
 
-def _cached(seen: dict[str, np.ndarray | None], load: FrameLoader, file: str
-            ) -> np.ndarray | None:
-    if file not in seen:
-        seen[file] = load(file)
-    return seen[file]
+def _templates(members: list[SeriesImage], found_on: FrameLoader
+               ) -> dict[Box, tuple[np.ndarray, tuple[int, ...], list[str]]]:
+    """Each place of the series that counts (found on enough of its images, and not on all):
+    the mean detail of its strokes, the shape of the images it came from, the files it was
+    found on."""
+    templates = {}
+    seen: dict[str, np.ndarray | None] = {}  # most places share their first images
+    for place, sources in _places(members):
+        if len(sources) < max(SHARED_MIN_IMAGES, SHARED_MIN_SHARE * len(members)):
+            continue  # a box on a few images: as likely a misreading there
+        if len(sources) == len(members):
+            continue  # nowhere else to look
+        for file in sources[:TEMPLATE_IMAGES]:
+            if file not in seen:
+                seen[file] = found_on(file)
+        found = _template([seen[file] for file in sources[:TEMPLATE_IMAGES]], place)
+        if found is not None:
+            templates[place] = (*found, sources)
+    return templates
 
 
 def _places(members: list[SeriesImage]) -> list[tuple[Box, list[str]]]:
